@@ -1,0 +1,179 @@
+"""``vidsieve compare``: every frame selector side by side on one video."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .decoding import decode_frames, probe
+from .encoders.base import FrameEncoder
+from .errors import ParameterError, VidsieveError
+from .features import extract_features
+from .pipeline import token_input_from_features
+from .registry import ENCODERS, FRAME_SELECTORS, TOKEN_SELECTORS
+from .tokens.base import TokenSelection
+from .types import Budget, FrameFeatures, Frames, Query, Selection, VideoMeta
+from .versions import environment
+
+
+@dataclass
+class CompareResult:
+    """Everything a report shows. ``thumbs`` maps source index -> uint8 ``[h, w, 3]``."""
+
+    meta: VideoMeta
+    features: FrameFeatures
+    budget: Budget
+    query: Query | None
+    encoder: str
+    selections: dict[str, Selection]
+    errors: dict[str, str]
+    thumbs: dict[int, np.ndarray]
+    stage_times: dict[str, float]
+    token_selections: dict[str, TokenSelection] = field(default_factory=dict)
+    token_frames: str = ""  # which frame selector's frames the token selectors ran on
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "video": self.meta.to_dict(),
+            "budget": self.budget.to_dict(),
+            "query": None if self.query is None else {"kind": self.query.kind, "text": self.query.text,
+                                                      "embedded": self.query.embedding is not None},
+            "encoder": self.encoder,
+            "candidates": {"count": len(self.features), "indices": self.features.indices.tolist()},
+            "stage_times": self.stage_times,
+            "selections": {n: s.to_dict() for n, s in self.selections.items()},
+            "errors": self.errors,
+            "token_selections": {
+                n: {"frames_from": self.token_frames, "counts": t.counts.tolist(), "index": [i.tolist() for i in t.index],
+                    "params": t.params, "timings": t.timings}
+                for n, t in self.token_selections.items()
+            },
+            "notes": self.notes,
+            "environment": environment(),
+        }
+
+
+def _match(names: list[str], patterns: str | None) -> list[str]:
+    if not patterns:
+        return names
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [n for n in names if any(fnmatch.fnmatch(n, p) for p in pats)]
+    if not chosen:
+        raise ParameterError(f"No registered selector matches {patterns!r}. Available: {', '.join(names)}.")
+    return chosen
+
+
+def load_query_image(path: str | os.PathLike[str]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ParameterError(f"Query image not found: {p}")
+    try:
+        return np.asarray(Image.open(p).convert("RGB"))
+    except UnidentifiedImageError:
+        raise ParameterError(f"{p} is not an image file.") from None
+
+
+def run_compare(
+    video: str | os.PathLike[str],
+    *,
+    budget: Budget,
+    query: str | np.ndarray | None = None,
+    selectors: str | None = None,
+    token_selectors: str | None = None,
+    encoder: str | FrameEncoder = "pixel",
+    encoder_params: dict[str, Any] | None = None,
+    fps: float = 1.0,
+    max_frames: int | None = None,
+    cache: bool | str = True,
+    progress: bool = True,
+    thumb_height: int = 96,
+) -> CompareResult:
+    """Run every (matching) registered frame selector on ``video`` and collect the results."""
+    stage: dict[str, float] = {}
+    t0 = time.perf_counter()
+    meta = probe(video, codec=True)
+    stage["probe"] = time.perf_counter() - t0
+    enc = encoder if isinstance(encoder, FrameEncoder) else ENCODERS.create(encoder, **(encoder_params or {}))
+    feats = extract_features(video, enc, fps=fps, max_frames=max_frames, cache=cache, progress=progress, timings=stage)
+    notes: list[str] = []
+    q: Query | None = None
+    if query is not None:
+        t0 = time.perf_counter()
+        q = enc.embed_query(query)
+        stage["embed_query"] = time.perf_counter() - t0
+        if q.embedding is None:
+            notes.append(
+                f"The {enc.name!r} encoder cannot embed a {q.kind} query: query-aware selectors ran "
+                "query-free. Use an image query or --encoder hf with a CLIP/SigLIP model."
+            )
+    names = _match(FRAME_SELECTORS.list(), selectors)
+    sels: dict[str, Selection] = {}
+    errors: dict[str, str] = {}
+    for name in tqdm(names, desc="selectors", disable=not progress, leave=False):
+        try:
+            sels[name] = FRAME_SELECTORS.create(name).select(feats, budget=budget, query=q)
+        except VidsieveError as e:  # one selector's failure must not sink the report
+            errors[name] = f"{type(e).__name__}: {e}"
+    stage["select_all"] = sum(s.timings["select"] for s in sels.values())
+    tok_sels: dict[str, TokenSelection] = {}
+    token_frames = ""
+    if token_selectors:
+        token_frames = "uniform" if "uniform" in sels else next(iter(sels), "")
+        if token_frames:
+            base = sels[token_frames]
+            tb = budget if budget.tokens is not None else Budget(frames=budget.frames, tokens=max(1, len(base) * _grid_size(feats) // 4))
+            for name in _match(TOKEN_SELECTORS.list(), token_selectors):
+                try:
+                    tok_sels[name] = TOKEN_SELECTORS.create(name).select(token_input_from_features(feats, base, tb))
+                except VidsieveError as e:
+                    errors[f"tokens:{name}"] = f"{type(e).__name__}: {e}"
+            if budget.tokens is None:
+                notes.append(f"Token selectors ran at 25% of the {token_frames} frames' grid tokens ({tb.tokens}).")
+    wanted = sorted({int(i) for s in sels.values() for i in s.indices})
+    t0 = time.perf_counter()
+    thumbs: dict[int, np.ndarray] = {}
+    if wanted:
+        th = thumb_height
+        tw = max(2, int(round(th * meta.width / max(meta.height, 1))) // 2 * 2)
+        fr: Frames = decode_frames(video, wanted, size=(th, tw))
+        thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}
+    stage["decode_selected"] = time.perf_counter() - t0
+    return CompareResult(meta, feats, budget, q, enc.cache_key(), sels, errors, thumbs, stage, tok_sels, token_frames, notes)
+
+
+def _grid_size(feats: FrameFeatures) -> int:
+    return 0 if feats.grid is None else int(feats.grid.shape[1] * feats.grid.shape[2])
+
+
+def write_report(result: CompareResult, out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``report.html``, ``report.png`` and ``selections.json`` into ``out``."""
+    from .report import render_html, render_png
+
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": outdir / "selections.json", "png": outdir / "report.png", "html": outdir / "report.html"}
+    _atomic_write(paths["json"], json.dumps(result.to_json(), indent=1))
+    png_bytes = render_png(result)
+    _atomic_write(paths["png"], png_bytes)
+    _atomic_write(paths["html"], render_html(result, png_bytes))
+    return paths
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if isinstance(data, str):
+        tmp.write_text(data, encoding="utf-8")
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,156 @@
+"""Candidate-frame features: sampled, decoded in chunks, encoded, cached on disk.
+
+The cache key is the video's identity (resolved path, size, mtime), the encoder's
+``cache_key()`` and the sampling, so a second run on the same video skips decoding and
+encoding. Entries are written atomically (temp file + rename); a crash never leaves a
+half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .decoding import iter_frames, probe, sample_indices
+from .encoders.base import FrameEncoder
+from .types import FrameFeatures, VideoMeta
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$VIDSIEVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/vidsieve``, else ``~/.cache/vidsieve``."""
+    env = os.environ.get("VIDSIEVE_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vidsieve"
+
+
+def cache_key(meta: VideoMeta, encoder: FrameEncoder, sampling: dict[str, object]) -> str:
+    p = Path(meta.path).resolve()
+    st = p.stat()
+    ident = {
+        "v": CACHE_VERSION,
+        "path": str(p),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "encoder": encoder.cache_key(),
+        "sampling": sampling,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _save(path: Path, feats: FrameFeatures) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    arrays = {
+        "embeddings": feats.embeddings,
+        "indices": feats.indices,
+        "timestamps": feats.timestamps,
+        "meta": np.array(json.dumps({"encoder": feats.encoder, "fps": feats.fps, "duration": feats.duration})),
+    }
+    if feats.grid is not None:
+        arrays["grid"] = feats.grid
+    try:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> FrameFeatures | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return FrameFeatures(
+                embeddings=z["embeddings"],
+                indices=z["indices"],
+                timestamps=z["timestamps"],
+                grid=z["grid"] if "grid" in z.files else None,
+                encoder=meta["encoder"],
+                fps=float(meta["fps"]),
+                duration=float(meta["duration"]),
+            )
+    except Exception:
+        return None  # unreadable entry: recompute (and overwrite) rather than fail
+
+
+def extract_features(
+    video: str | os.PathLike[str],
+    encoder: FrameEncoder,
+    *,
+    fps: float | None = 1.0,
+    count: int | None = None,
+    max_frames: int | None = None,
+    cache: bool | str | os.PathLike[str] = True,
+    progress: bool = True,
+    batch_size: int = 32,
+    timings: dict[str, float] | None = None,
+) -> FrameFeatures:
+    """Sample candidate frames (``fps`` or ``count``), decode them in chunks and encode them.
+
+    Returns :class:`FrameFeatures` with embeddings ``[T, D]`` (and the encoder's patch grid).
+    ``cache``: True (default dir), False, or a directory. ``timings`` (if given) receives
+    ``decode`` and ``encode`` seconds (zero on a cache hit) and ``cache_hit``.
+    """
+    meta = probe(video)
+    if count is not None:
+        fps = None
+    idx = sample_indices(meta, fps=fps, count=count, max_frames=max_frames)
+    sampling = {"fps": fps, "count": count, "max_frames": max_frames}
+    entry: Path | None = None
+    if cache:
+        root = default_cache_dir() if cache is True else Path(cache)
+        entry = root / "features" / f"{cache_key(meta, encoder, sampling)}.npz"
+        if entry.exists():
+            hit = _load(entry)
+            if hit is not None:
+                if timings is not None:
+                    timings.update(decode=0.0, encode=0.0, cache_hit=1.0)
+                return hit
+    embs: list[np.ndarray] = []
+    grids: list[np.ndarray] = []
+    t_dec = t_enc = 0.0
+    bar = tqdm(total=len(idx), desc=f"decode+encode {Path(meta.path).name}", unit="frame", disable=not progress, leave=False)
+    frames_iter = iter_frames(meta.path, idx, size=encoder.decode_size, chunk=batch_size)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            fr = next(frames_iter)
+        except StopIteration:
+            break
+        t1 = time.perf_counter()
+        e, g = encoder.encode(fr.pixels)
+        t2 = time.perf_counter()
+        t_dec += t1 - t0
+        t_enc += t2 - t1
+        embs.append(e)
+        if g is not None:
+            grids.append(g)
+        bar.update(len(fr))
+    bar.close()
+    fps_src = meta.fps if meta.fps > 0 else 25.0
+    feats = FrameFeatures(
+        embeddings=np.concatenate(embs).astype(np.float32),
+        indices=idx,
+        timestamps=idx / fps_src,
+        grid=np.concatenate(grids) if grids and len(grids) == len(embs) else None,
+        encoder=encoder.cache_key(),
+        fps=fps_src,
+        duration=meta.duration,
+    )
+    if timings is not None:
+        timings.update(decode=t_dec, encode=t_enc, cache_hit=0.0)
+    if entry is not None:
+        _save(entry, feats)
+    return feats

@@ -1,0 +1,196 @@
+"""The ``compare`` report: one self-contained HTML page and the same picture as a PNG."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .compare import CompareResult
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+
+
+def _color(i: int) -> str:
+    return _COLORS[i % len(_COLORS)]
+
+
+def _jpeg_b64(img: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _frame_label(sel, j: int) -> str:  # type: ignore[no-untyped-def]
+    lab = f"{sel.timestamps[j]:.2f}s"
+    if sel.frame_tokens is not None:
+        lab += f" · {int(sel.frame_tokens[j])}tok"
+    if sel.downscale is not None and float(sel.downscale[j]) != 1.0:
+        lab += f" · /{float(sel.downscale[j]):.2g}"
+    return lab
+
+
+def _token_overlays(result: CompareResult) -> dict[str, list[np.ndarray]]:
+    """Per token selector: kept-token heat-maps over the thumbnails of its frames."""
+    if not result.token_selections:
+        return {}
+    from .tokens.viz import token_heatmap
+
+    base = result.selections[result.token_frames]
+    out: dict[str, list[np.ndarray]] = {}
+    for name, ts in result.token_selections.items():
+        out[name] = [
+            token_heatmap(result.thumbs[int(idx)], ts, f, ts.grid) for f, idx in enumerate(base.indices)
+        ]
+    return out
+
+
+def render_png(result: CompareResult) -> bytes:
+    """The whole comparison as one PNG: a timeline, then one strip of thumbnails per selector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result.selections)
+    overlays = _token_overlays(result)
+    rows = len(names) + len(overlays)
+    dur = max(result.meta.duration, 1e-6)
+    fig_h = 1.2 + 0.35 * max(len(names), 1) + 1.25 * rows
+    fig = plt.figure(figsize=(14, fig_h), dpi=100)
+    gs = fig.add_gridspec(rows + 1, 1, height_ratios=[max(1.0, 0.35 * len(names))] + [1.25] * rows, hspace=0.6)
+    ax = fig.add_subplot(gs[0])
+    for r, n in enumerate(names):
+        s = result.selections[n]
+        y = len(names) - 1 - r
+        if s.clips is not None and len(s.clips):
+            fps = result.features.fps or 1.0
+            for a, b in s.clips:
+                ax.plot([a / fps, b / fps], [y, y], color=_color(r), lw=6, alpha=0.25, solid_capstyle="butt")
+        ax.scatter(s.timestamps, np.full(len(s), y), marker="|", s=250, color=_color(r), linewidths=2)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(list(reversed(names)))
+    ax.set_xlim(-0.01 * dur, dur * 1.01)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_xlabel("time (s)")
+    q = f" · query: {result.query.text or result.query.kind}" if result.query is not None else ""
+    ax.set_title(
+        f"{result.meta.path.split('/')[-1]} · {result.meta.duration:.1f}s · budget {result.budget.frames} frames"
+        + (f", {result.budget.tokens} tokens" if result.budget.tokens else "") + q,
+        fontsize=10, loc="left",
+    )
+    ax.grid(axis="x", alpha=0.3)
+    strips: list[tuple[str, list[np.ndarray], list[str]]] = []
+    for n in names:
+        s = result.selections[n]
+        strips.append((f"{n} ({s.timings['select'] * 1e3:.1f} ms)", [result.thumbs[int(i)] for i in s.indices],
+                       [_frame_label(s, j) for j in range(len(s))]))
+    for n, imgs in overlays.items():
+        ts = result.token_selections[n]
+        strips.append((f"tokens: {n} ({ts.total} kept)", imgs, [f"{c} tok" for c in ts.counts]))
+    for r, (title, imgs, labels) in enumerate(strips):
+        a = fig.add_subplot(gs[r + 1])
+        a.axis("off")
+        a.set_anchor("W")
+        a.set_title(title, fontsize=9, loc="left")
+        if not imgs:
+            continue
+        h = imgs[0].shape[0]
+        gap = np.full((h, 4, 3), 255, np.uint8)
+        parts: list[np.ndarray] = []
+        centers = []
+        x = 0
+        for im in imgs:
+            centers.append(x + im.shape[1] / 2)
+            parts += [im, gap]
+            x += im.shape[1] + 4
+        strip = np.concatenate(parts[:-1], axis=1)
+        a.imshow(strip, aspect="equal")
+        a.set_xlim(0, max(strip.shape[1], h * 12))
+        for c, lab in zip(centers, labels):
+            a.text(c, h + 2, lab, ha="center", va="top", fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _timeline_svg(result: CompareResult, width: int = 900) -> str:
+    names = list(result.selections)
+    lane, left = 22, 150
+    h = lane * len(names) + 30
+    dur = max(result.meta.duration, 1e-6)
+    sx = (width - left - 10) / dur
+    parts = [f'<svg width="{width}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="12">']
+    for r, n in enumerate(names):
+        s = result.selections[n]
+        y = 10 + r * lane
+        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{html.escape(n)}</text>')
+        parts.append(f'<line x1="{left}" y1="{y + 10}" x2="{width - 10}" y2="{y + 10}" stroke="#ddd"/>')
+        for t in s.timestamps:
+            x = left + float(t) * sx
+            parts.append(f'<line x1="{x:.1f}" y1="{y + 2}" x2="{x:.1f}" y2="{y + 18}" stroke="{_color(r)}" stroke-width="2"><title>{t:.2f}s</title></line>')
+    ya = 10 + len(names) * lane
+    for k in range(6):
+        t = dur * k / 5
+        x = left + t * sx
+        parts.append(f'<text x="{x:.1f}" y="{ya + 12}" text-anchor="middle" fill="#555">{t:.1f}s</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(result: CompareResult, png: bytes | None = None) -> str:
+    """A self-contained page: stage times, timeline, one row of thumbnails per selector."""
+    from .registry import FRAME_SELECTORS
+
+    m = result.meta
+    esc = html.escape
+    rows = []
+    for n, s in result.selections.items():
+        cells = "".join(
+            f'<figure><img src="data:image/jpeg;base64,{_jpeg_b64(result.thumbs[int(i)])}" '
+            f'alt="frame {int(i)}"><figcaption>{esc(_frame_label(s, j))}<br>#{int(i)}</figcaption></figure>'
+            for j, i in enumerate(s.indices)
+        )
+        desc = esc(FRAME_SELECTORS.describe().get(n, ""))
+        params = esc(", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "defaults")
+        rows.append(
+            f"<tr><td><b>{esc(n)}</b><br><small>{desc}</small><br><code>{params}</code><br>"
+            f"{s.timings['select'] * 1e3:.2f} ms · {len(s)} frames</td><td class=strip>{cells}</td></tr>"
+        )
+    for n, imgs in _token_overlays(result).items():
+        ts = result.token_selections[n]
+        cells = "".join(
+            f'<figure><img src="data:image/jpeg;base64,{_jpeg_b64(im)}"><figcaption>{c} tokens</figcaption></figure>'
+            for im, c in zip(imgs, ts.counts)
+        )
+        rows.append(
+            f"<tr><td><b>tokens: {esc(n)}</b><br><small>on the frames of {esc(result.token_frames)}</small><br>"
+            f"{ts.total} kept · {ts.timings.get('select', 0) * 1e3:.2f} ms</td><td class=strip>{cells}</td></tr>"
+        )
+    errs = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in result.errors.items())
+    notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
+    stages = "".join(f"<tr><td>{esc(k)}</td><td>{v * 1e3:.1f} ms</td></tr>" for k, v in result.stage_times.items())
+    q = "none" if result.query is None else esc(result.query.text or result.query.kind)
+    png_link = '<p><a href="report.png">report.png</a> · <a href="selections.json">selections.json</a></p>' if png is not None else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>vidsieve compare: {esc(m.path)}</title>
+<style>body{{font-family:sans-serif;margin:20px;color:#222}} table{{border-collapse:collapse}}
+td{{border-bottom:1px solid #eee;padding:6px;vertical-align:top}} td.strip{{white-space:nowrap;overflow-x:auto;max-width:1100px}}
+figure{{display:inline-block;margin:0 4px 0 0;text-align:center}} figcaption{{font-size:11px;color:#444}}
+img{{height:90px;border-radius:3px}} code{{font-size:11px}} .meta td{{border:none;padding:2px 12px 2px 0}}</style></head><body>
+<h1>vidsieve compare</h1>
+<table class=meta><tr><td>video</td><td>{esc(m.path)}</td></tr><tr><td>duration</td><td>{m.duration:.2f} s · {m.num_frames} frames · {m.fps:.3g} fps · {m.width}x{m.height} · {esc(m.codec)}</td></tr>
+<tr><td>query</td><td>{q}</td></tr><tr><td>budget</td><td>{result.budget.frames} frames{'' if result.budget.tokens is None else f', {result.budget.tokens} tokens'}</td></tr>
+<tr><td>encoder</td><td><code>{esc(result.encoder)}</code> · {len(result.features)} candidate frames</td></tr></table>
+{('<h3>Notes</h3><ul>' + notes + '</ul>') if notes else ''}
+<h2>Timeline</h2>{_timeline_svg(result)}
+<h2>Selections</h2><table>{''.join(rows)}</table>
+{('<h2>Errors</h2><ul>' + errs + '</ul>') if errs else ''}
+<h2>Stage times</h2><table>{stages}</table>{png_link}
+</body></html>"""
