@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "vidsieve"
 
 
-def cache_key(meta: VideoMeta, encoder: FrameEncoder, sampling: dict[str, object]) -> str:
+def cache_key(meta: VideoMeta, encoder: FrameEncoder, sampling: Mapping[str, object]) -> str:
     p = Path(meta.path).resolve()
     st = p.stat()
     ident = {

@@ -117,7 +117,7 @@ def make_scene_video(
     size: tuple[int, int] = (96, 128),
 ) -> SceneVideo:
     """Write a video made of ``scenes`` (ints = frame counts of scenes with distinct looks)."""
-    sc = [s if isinstance(s, Scene) else Scene(frames=int(s), look=i) for i, s in enumerate(scenes)]
+    sc = [s if isinstance(s, Scene) else Scene(frames=int(s), look=i) for i, s in enumerate(scenes)]  # type: ignore[call-overload]
     if not sc or any(s.frames < 1 for s in sc):
         raise ParameterError("Every scene needs at least one frame.")
     starts = np.concatenate([[0], np.cumsum([s.frames for s in sc])[:-1]]).astype(int).tolist()

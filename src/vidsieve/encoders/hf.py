@@ -109,7 +109,8 @@ class HFEncoder(FrameEncoder):
         mdl, proc = self._load()
         dev = next(mdl.parameters()).device
         dt = next(mdl.parameters()).dtype
-        embs, grids = [], []
+        embs: list[np.ndarray] = []
+        grids: list[np.ndarray | None] = []
         for s in range(0, pixels.shape[0], self.batch_size):
             batch = list(pixels[s : s + self.batch_size])
             inputs = self._image_processor(proc)(images=batch, return_tensors="pt")
@@ -127,7 +128,8 @@ class HFEncoder(FrameEncoder):
             if hidden is not None:
                 grids.append(_to_grid(hidden.float().cpu().numpy()))
         emb_all = np.concatenate(embs).astype(np.float32)
-        grid = np.concatenate(grids).astype(np.float32) if len(grids) == len(embs) and grids and grids[0] is not None else None
+        ok = [g for g in grids if g is not None]
+        grid = np.concatenate(ok).astype(np.float32) if ok and len(ok) == len(embs) else None
         return emb_all, grid
 
     def embed_text(self, text: str) -> np.ndarray | None:

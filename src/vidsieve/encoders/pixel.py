@@ -47,7 +47,7 @@ class PixelEncoder(FrameEncoder):
         if pixels.ndim != 4 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
             raise ParameterError(f"PixelEncoder.encode expects uint8 [B, H, W, 3]; got {pixels.dtype} {pixels.shape}.")
         b = pixels.shape[0]
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float()  # [B,3,H,W]
+        x = torch.from_numpy(np.array(pixels, copy=True)).permute(0, 3, 1, 2).float()  # [B,3,H,W]
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         # colour histogram (joint 4x4x4)

@@ -1,0 +1,84 @@
+"""The common check suite over EVERY registered selector, and proof the checks can fail."""
+
+import numpy as np
+import pytest
+
+import vidsieve
+from vidsieve.errors import ContractError
+from vidsieve.selectors.base import FrameSelector, SelectOutput
+from vidsieve.testing import check_selector, check_token_selector
+from vidsieve.tokens.base import TokenSelection, TokenSelector
+
+
+@pytest.mark.parametrize("name", vidsieve.list_selectors())
+def test_frame_selector_contract(name):
+    check_selector(vidsieve.create_selector(name))
+
+
+@pytest.mark.parametrize("name", vidsieve.list_token_selectors())
+def test_token_selector_contract(name):
+    check_token_selector(vidsieve.create_token_selector(name))
+
+
+class _Random(FrameSelector):
+    name = "random-test"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, features, *, k, budget, query):
+        return SelectOutput(rows=np.sort(np.random.default_rng().choice(len(features), k, replace=False)))
+
+
+class _Mutating(FrameSelector):
+    name = "mutating-test"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, features, *, k, budget, query):
+        features.embeddings[0] += 1.0
+        return SelectOutput(rows=np.arange(k))
+
+
+class _Short(FrameSelector):
+    name = "short-test"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, features, *, k, budget, query):
+        return SelectOutput(rows=np.arange(max(k - 1, 1)))
+
+
+def test_checks_catch_nondeterminism():
+    with pytest.raises(AssertionError, match="not deterministic"):
+        check_selector(_Random())
+
+
+def test_checks_catch_mutation():
+    with pytest.raises(AssertionError, match="mutated"):
+        check_selector(_Mutating())
+
+
+def test_contract_catches_wrong_count():
+    with pytest.raises(ContractError, match="budget asks for"):
+        check_selector(_Short())
+
+
+class _DropsToken(TokenSelector):
+    name = "drops-test"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, inputs, allotment):
+        import torch
+
+        idx = [torch.arange(max(int(a) - 1, 0)) if a == inputs.tokens_per_frame else torch.arange(int(a)) for a in allotment]
+        return TokenSelection(index=idx, embeddings=None, grid=inputs.grid)
+
+
+def test_token_checks_catch_broken_identity():
+    with pytest.raises((AssertionError, ContractError)):
+        check_token_selector(_DropsToken())

@@ -1,0 +1,110 @@
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from vidsieve import FrameIndexError, ParameterError, VideoDecodeError, VideoNotFoundError
+from vidsieve.decoding import decode_frames, iter_frames, probe, sample_indices
+from vidsieve.synth import make_scene_video
+
+
+def test_probe_metadata(scene_video):
+    m = probe(scene_video.path, codec=True)
+    assert (m.num_frames, m.fps, m.width, m.height) == (90, 10.0, 128, 96)
+    assert m.duration == pytest.approx(9.0)
+    assert m.codec == "h264"
+
+
+def test_decode_selected_frames_and_cuts_survive(scene_video):
+    fr = decode_frames(scene_video.path, [65, 0, 20, 20, 49])
+    assert fr.indices.tolist() == [0, 20, 49, 65]
+    assert fr.pixels.shape == (4, 96, 128, 3) and fr.pixels.dtype == np.uint8
+    assert fr.timestamps.tolist() == pytest.approx([0.0, 2.0, 4.9, 6.5])
+    # consecutive frames across a cut differ much more than within a scene
+    pair = decode_frames(scene_video.path, [19, 20, 21]).pixels.astype(float)
+    assert np.abs(pair[1] - pair[0]).mean() > 5 * np.abs(pair[2] - pair[1]).mean()
+
+
+def test_decode_time_resize_and_odd_size_fallback(scene_video):
+    assert decode_frames(scene_video.path, [3], size=(64, 64)).pixels.shape == (1, 64, 64, 3)
+    assert decode_frames(scene_video.path, [3], size=(37, 51)).pixels.shape == (1, 37, 51, 3)
+
+
+def test_chunks_are_bounded(scene_video):
+    sizes = [len(c) for c in iter_frames(scene_video.path, range(90), chunk=16)]
+    assert max(sizes) <= 16 and sum(sizes) == 90
+
+
+def test_sampling_by_fps_and_count(scene_video):
+    m = probe(scene_video.path)
+    assert sample_indices(m, fps=1.0).tolist() == list(range(0, 90, 10))
+    assert sample_indices(m, count=4).tolist() == [0, 29, 59, 89]
+    assert len(sample_indices(m, fps=10.0, max_frames=7)) == 7
+    with pytest.raises(ParameterError, match="exactly one"):
+        sample_indices(m)
+    with pytest.raises(ParameterError, match="'fps' parameter"):
+        sample_indices(m, fps=0)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoNotFoundError, match="Video not found"):
+        probe(tmp_path / "missing.mp4")
+
+
+def test_not_a_video(tmp_path):
+    p = tmp_path / "notes.mp4"
+    p.write_text("this is text, not a video\n" * 100)
+    with pytest.raises(VideoDecodeError, match="not a readable video"):
+        probe(p)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoDecodeError, match="empty"):
+        probe(empty)
+
+
+def test_truncated_file(tmp_path, scene_video):
+    data = scene_video.path.read_bytes()
+    bad = tmp_path / "truncated.mp4"
+    bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(VideoDecodeError):
+        probe(bad)
+        decode_frames(bad, range(90))
+
+
+def test_zero_frame_video(tmp_path):
+    import imageio_ffmpeg
+
+    p = tmp_path / "audio_only.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.5", str(p)],
+        check=True,
+    )
+    with pytest.raises(VideoDecodeError):
+        probe(p)
+
+
+def test_frames_beyond_end(scene_video):
+    with pytest.raises(FrameIndexError, match=r"has 90 frames .*requested \[90, 200\]"):
+        decode_frames(scene_video.path, [1, 90, 200])
+    with pytest.raises(FrameIndexError):
+        decode_frames(scene_video.path, [-1])
+
+
+def test_two_frames_do_not_decode_the_whole_video(tmp_path_factory):
+    long = make_scene_video(tmp_path_factory.mktemp("long") / "long.mp4", [600] * 4, fps=25.0, size=(64, 96))
+    path = long.path
+    decode_frames(path, [0])  # warm up
+    t0 = time.perf_counter()
+    decode_frames(path, [5, 1200])
+    two = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in iter_frames(path, range(2400), chunk=64):
+        pass
+    full = time.perf_counter() - t0
+    assert two < 0.5 * full, (two, full)
+
+
+def test_directory_is_not_a_video(tmp_path):
+    with pytest.raises(VideoDecodeError, match="directory"):
+        probe(tmp_path)
