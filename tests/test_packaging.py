@@ -59,7 +59,7 @@ def test_regular_install_into_fresh_venv_imports_all_four(tmp_path):
     deps = [p for p in site.getsitepackages() if "site-packages" in p] or [sysconfig.get_paths()["purelib"]]
     (fresh_site / "_deps.pth").write_text("\n".join(deps) + "\n")
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(venv), str(REPO)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix", str(venv), str(REPO)],
         capture_output=True, text=True, env={**os.environ, "PIP_NO_WARN_SCRIPT_LOCATION": "1"},
     )
     assert r.returncode == 0, r.stderr[-2000:]
@@ -77,3 +77,7 @@ def test_regular_install_into_fresh_venv_imports_all_four(tmp_path):
         assert line.startswith(str(fresh_site)), line
     assert int(lines[3]) >= 3
     assert (venv / "bin" / "vidsieve").exists()
+    # installing into the fresh venv must leave this environment's install alone
+    import importlib.metadata as md
+
+    assert md.distribution("vidsieve") is not None

@@ -56,7 +56,9 @@ def make_video(path: Path, minutes: float, fps: float, size: tuple[int, int]) ->
 
 
 def measure(path: Path, mode: str) -> dict[str, float]:
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"measuring {path.name} ({mode}) failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
