@@ -34,13 +34,14 @@ t0 = time.perf_counter()
 if mode == "features":
     f = extract_features(path, PixelEncoder(), fps=1.0, cache=False, progress=False)
     n = len(f)
+    out_mb = (f.embeddings.nbytes + f.grid.nbytes) / 2**20
 else:  # decode only, every frame at native size
-    n = 0
+    n, out_mb = 0, 0.0
     for fr in iter_frames(path, np.arange(meta.num_frames), chunk=32):
         n += len(fr)
 dt = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"frames": int(n), "seconds": dt, "peak_rss_mb": peak / 1024, "import_rss_mb": base / 1024,
+print(json.dumps({"output_mb": out_mb, "frames": int(n), "seconds": dt, "peak_rss_mb": peak / 1024, "import_rss_mb": base / 1024,
                   "video_frames": meta.num_frames}))
 """
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {"minutes": minutes, "mode": mode, "height": h, "width": w, "src_fps": args.fps,
                    "video_frames": m["video_frames"], "frames": m["frames"], "seconds": round(m["seconds"], 3),
                    "frames_per_s": round(m["frames"] / m["seconds"], 1), "peak_rss_mb": round(m["peak_rss_mb"], 1),
+                   "output_mb": round(m["output_mb"], 1),
+                   "working_mb": round(m["peak_rss_mb"] - m["import_rss_mb"] - m["output_mb"], 1),
                    "import_rss_mb": round(m["import_rss_mb"], 1), "generate_s": round(gen, 1)}
             rows.append(row)
             print(json.dumps(row))
@@ -93,13 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         wr.writeheader()
         for r in rows:
             wr.writerow({**r, "machine": json.dumps(env["machine"]), "versions": json.dumps(env["versions"]), "commit": env["commit"]})
-    print(f"\n{'minutes':>8} {'mode':>9} {'frames':>8} {'frames/s':>9} {'peak RSS MB':>12}")
+    print(f"\n{'minutes':>8} {'mode':>9} {'frames':>8} {'frames/s':>9} {'peak RSS MB':>12} {'output MB':>10} {'working MB':>11}")
     for r in rows:
-        print(f"{r['minutes']:>8g} {r['mode']:>9} {r['frames']:>8} {r['frames_per_s']:>9} {r['peak_rss_mb']:>12}")
+        print(f"{r['minutes']:>8g} {r['mode']:>9} {r['frames']:>8} {r['frames_per_s']:>9} {r['peak_rss_mb']:>12}"
+              f" {r['output_mb']:>10} {r['working_mb']:>11}")
+    print("working MB = peak RSS - RSS after imports - size of the returned features (which grow with length by design)")
     for mode in args.modes.split(","):
         mr = [r for r in rows if r["mode"] == mode]
         if len(mr) >= 2:
-            print(f"{mode}: peak RSS longest/shortest = {mr[-1]['peak_rss_mb'] / mr[0]['peak_rss_mb']:.3f}")
+            print(f"{mode}: peak RSS longest/shortest = {mr[-1]['peak_rss_mb'] / mr[0]['peak_rss_mb']:.3f}, "
+                  f"working memory longest/shortest = {mr[-1]['working_mb'] / max(mr[0]['working_mb'], 1e-9):.3f}")
     print(f"wrote {csv_path}")
     return 0
 

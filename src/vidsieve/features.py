@@ -8,7 +8,6 @@ half-written entry behind.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -16,13 +15,13 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .decoding import iter_frames, probe, sample_indices
 from .encoders.base import FrameEncoder
+from .errors import VideoDecodeError
 from .types import FrameFeatures, VideoMeta
 
 CACHE_VERSION = 1
@@ -49,25 +48,6 @@ def cache_key(meta: VideoMeta, encoder: FrameEncoder, sampling: Mapping[str, obj
         "sampling": sampling,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _release_freed_memory() -> None:
-    """Return freed heap pages to the OS (glibc only).
-
-    Alternating decord's and torch's allocations fragments glibc's heap: without this, peak
-    RSS creeps up with video length although every chunk's buffers are freed.
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 def _save(path: Path, feats: FrameFeatures) -> None:
@@ -140,9 +120,13 @@ def extract_features(
                 if timings is not None:
                     timings.update(decode=0.0, encode=0.0, cache_hit=1.0)
                 return hit
-    embs: list[np.ndarray] = []
-    grids: list[np.ndarray] = []
+    # Outputs are allocated once the first batch shows their width: no list of chunks and no
+    # concatenation copy at the end, so peak memory is the output plus one chunk.
+    emb_out: np.ndarray | None = None
+    grid_out: np.ndarray | None = None
+    has_grid = True
     t_dec = t_enc = 0.0
+    pos = 0
     bar = tqdm(total=len(idx), desc=f"decode+encode {Path(meta.path).name}", unit="frame", disable=not progress, leave=False)
     frames_iter = iter_frames(meta.path, idx, size=encoder.decode_size, chunk=batch_size)
     while True:
@@ -156,19 +140,24 @@ def extract_features(
         t2 = time.perf_counter()
         t_dec += t1 - t0
         t_enc += t2 - t1
-        embs.append(e)
-        if g is not None:
-            grids.append(g)
+        if emb_out is None:
+            emb_out = np.empty((len(idx), e.shape[1]), np.float32)
+            has_grid = g is not None
+            grid_out = np.empty((len(idx), *g.shape[1:]), np.float32) if g is not None else None
+        emb_out[pos : pos + len(fr)] = e
+        if grid_out is not None and g is not None:
+            grid_out[pos : pos + len(fr)] = g
+        pos += len(fr)
         bar.update(len(fr))
-        del fr
-        _release_freed_memory()
     bar.close()
+    if emb_out is None:
+        raise VideoDecodeError(f"{meta.path}: no candidate frames could be decoded.")
     fps_src = meta.fps if meta.fps > 0 else 25.0
     feats = FrameFeatures(
-        embeddings=np.concatenate(embs).astype(np.float32),
+        embeddings=emb_out,
         indices=idx,
         timestamps=idx / fps_src,
-        grid=np.concatenate(grids) if grids and len(grids) == len(embs) else None,
+        grid=grid_out if has_grid else None,
         encoder=encoder.cache_key(),
         fps=fps_src,
         duration=meta.duration,
