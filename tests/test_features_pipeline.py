@@ -17,6 +17,7 @@ def test_cache_hit_skips_decode_and_matches(scene_video, tmp_path):
     assert t1["cache_hit"] == 0.0 and t2["cache_hit"] == 1.0
     assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.grid, b.grid)
     assert np.array_equal(a.indices, b.indices) and a.indices.tolist() == list(range(0, 90, 5))
+    assert a.source == b.source == str(scene_video.path)
 
 
 def test_cache_key_changes_with_sampling_encoder_and_file(scene_video, tmp_path):

@@ -8,6 +8,7 @@ half-written entry behind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,6 +118,7 @@ def extract_features(
         if entry.exists():
             hit = _load(entry)
             if hit is not None:
+                hit = dataclasses.replace(hit, source=meta.path)
                 if timings is not None:
                     timings.update(decode=0.0, encode=0.0, cache_hit=1.0)
                 return hit
@@ -161,6 +163,7 @@ def extract_features(
         encoder=encoder.cache_key(),
         fps=fps_src,
         duration=meta.duration,
+        source=meta.path,
     )
     if timings is not None:
         timings.update(decode=t_dec, encode=t_enc, cache_hit=0.0)

@@ -94,6 +94,8 @@ class FrameFeatures:
                 shape of a vision tower's token grid), for token selectors without a model.
     encoder:    name and parameters of the encoder that produced them.
     fps:        frame rate of the source video; ``duration`` its length in seconds.
+    source:     path of the video the frames were decoded from, or None (for selectors that
+                read pixels themselves, e.g. K-frames with the TransNetV2 scene detector).
     """
 
     embeddings: np.ndarray
@@ -103,6 +105,7 @@ class FrameFeatures:
     encoder: str = "unknown"
     fps: float = 0.0
     duration: float = 0.0
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.embeddings.ndim != 2:

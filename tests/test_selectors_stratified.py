@@ -1,0 +1,90 @@
+"""stratified-argmax and teacher selectors."""
+
+import numpy as np
+import pytest
+
+import vidsieve
+from vidsieve import Budget, FrameFeatures, ParameterError, Query
+from vidsieve.selectors.stratified import bin_middles, distinct_scores, novelty_scores
+from vidsieve.testing import check_selector
+
+
+@pytest.mark.parametrize(
+    "name,params",
+    [("stratified-argmax", {}), ("stratified-argmax", {"score": "distinct"}),
+     ("stratified-argmax", {"score": "novelty"}), ("stratified-argmax", {"query_free": "uniform"}),
+     ("teacher", {}), ("teacher", {"fallback": "distinct"})],
+)
+def test_contract(name, params):
+    check_selector(vidsieve.create_selector(name, **params))
+
+
+def _features_with_peaks(t=40, d=8, peaks=(3, 17, 30), seed=0):
+    """Frames orthogonal-ish to a query direction except at ``peaks``."""
+    rng = np.random.default_rng(seed)
+    q = np.zeros(d, np.float32)
+    q[0] = 1.0
+    emb = rng.normal(size=(t, d)).astype(np.float32)
+    emb[:, 0] = -2.0
+    emb[list(peaks), 0] = 5.0
+    return FrameFeatures.from_array(emb, fps=1.0), Query(text="q", embedding=q)
+
+
+def test_teacher_picks_best_frame_per_bin():
+    feats, q = _features_with_peaks()
+    s = vidsieve.create_selector("teacher").select(feats, budget=4, query=q)
+    # bins [0,10) [10,20) [20,30) [30,40): peaks 3, 17, 30 win their bins
+    assert {3, 17, 30} <= set(s.indices.tolist())
+    assert s.extras["score"] == "query"
+    assert s.scores.min() == 0.0 and s.scores.max() == 1.0  # min-max normalised
+
+
+def test_stratified_query_equals_teacher_rows():
+    feats, q = _features_with_peaks(seed=3)
+    a = vidsieve.create_selector("stratified-argmax").select(feats, budget=5, query=q)
+    b = vidsieve.create_selector("teacher").select(feats, budget=5, query=q)
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+def test_query_free_fallbacks_are_reported():
+    feats, _ = _features_with_peaks()
+    s = vidsieve.create_selector("teacher").select(feats, budget=4)
+    assert s.extras["fallback"].startswith("uniform")
+    np.testing.assert_array_equal(s.indices, [4, 14, 24, 34])  # middles of the 4 bins
+    s2 = vidsieve.create_selector("stratified-argmax").select(feats, budget=4, query="text only")
+    assert s2.extras["score"] == "distinct" and "no query embedding" in s2.extras["fallback"]
+
+
+def test_distinct_and_novelty_scores():
+    emb = np.ones((10, 4), np.float32)
+    emb[6] = [1, -1, 0, 0]  # one odd frame
+    d = distinct_scores(emb)
+    assert d.argmax() == 6 and d[0] == pytest.approx(d[1])
+    n = novelty_scores(emb)
+    assert n.argmax() == 6 and n[5] > n[0] and n[7] > n[9]
+    assert novelty_scores(emb[:1]).tolist() == [0.0]
+    # stratified argmax with distinct finds the odd frame
+    s = vidsieve.create_selector("stratified-argmax", score="distinct").select(
+        FrameFeatures.from_array(emb), budget=2)
+    assert 6 in s.indices
+
+
+def test_bin_middles_inside_bins():
+    for t in (1, 5, 37, 100):
+        for k in range(1, t + 1, max(1, t // 7)):
+            m = bin_middles(t, k)
+            edges = (np.arange(k + 1) * t) // k
+            assert np.all((m >= edges[:-1]) & (m < edges[1:]))
+
+
+def test_bad_params_use_the_template():
+    with pytest.raises(ParameterError, match=r"The 'score' parameter of StratifiedArgmaxSelector must be one of"):
+        vidsieve.create_selector("stratified-argmax", score="clip")
+    with pytest.raises(ParameterError, match=r"The 'fallback' parameter of TeacherSelector"):
+        vidsieve.create_selector("teacher", fallback=None)
+
+
+def test_query_dim_mismatch_is_clear():
+    feats, _ = _features_with_peaks()
+    with pytest.raises(ParameterError, match="dims"):
+        vidsieve.create_selector("teacher").select(feats, budget=Budget(frames=3), query=Query(embedding=np.ones(3)))
