@@ -97,4 +97,33 @@ def run_selectors(args: argparse.Namespace) -> int:
     return 0
 
 
-_BENCHMARKS: list[Callable[[Any], None]] = [_add_selectors]
+#: benchmark scripts under ``vidsieve.eval.bench`` that keep their own ``main(argv)`` parser:
+#: ``vidsieve bench NAME ARGS...`` forwards ARGS to it.
+_SCRIPTS = {
+    "kernels": ("kernels", "Triton kernels vs PyTorch references vs torch.compile (CSV)"),
+    "token-stages": ("token_stages", "token selectors' CPU/GPU time at LLaVA-OV shapes (CSV)"),
+    "decode-memory": ("decode_memory", "peak RSS and frames/s, 1-minute vs 60-minute video (CSV)"),
+    "kmeans": ("kmeans", "KTV k-means time and pick stability on an hour of candidates (CSV)"),
+    "ttft": ("ttft", "time to first token and peak memory vs tokens kept, wrapped HF models (CSV)"),
+}
+
+
+def _add_scripts(bsub: Any) -> None:
+    for name, (module, help_text) in _SCRIPTS.items():
+        p = bsub.add_parser(name, help=help_text, add_help=False,
+                            description=f"{help_text}. Arguments are passed to python -m vidsieve.eval.bench.{module}.")
+        p.add_argument("script_args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_run_script(module))
+
+
+def _run_script(module: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        mod = importlib.import_module(f"vidsieve.eval.bench.{module}")
+        return int(mod.main(list(args.script_args)) or 0)
+
+    return run
+
+
+_BENCHMARKS: list[Callable[[Any], None]] = [_add_selectors, _add_scripts]

@@ -71,15 +71,21 @@ class TokenInput:
         return h * w
 
     def resolved_allotment(self) -> np.ndarray:
-        """int64 ``[F]``: the allotment capped at native size and scaled to the budget."""
+        """int64 ``[F]``: the allotment capped at native size and scaled to the budget.
+
+        Tokens a frame cannot take (allotment above its native count) are redistributed to the
+        frames with room, proportionally to their allotments (QuoTA's cap-and-redistribute);
+        frames allotted 0 stay at 0. The total is ``min(sum(allotment), budget)``.
+        """
         f, n = self.num_frames, self.tokens_per_frame
         if self.allotment is None:
             total = f * n if self.budget is None else min(self.budget, f * n)
             return largest_remainder(total, np.ones(f), cap=n)
-        a = np.minimum(np.asarray(self.allotment, dtype=np.int64), n)
-        if self.budget is not None and a.sum() > self.budget:
-            a = largest_remainder(self.budget, a.astype(np.float64), cap=a)
-        return a
+        raw = np.asarray(self.allotment, dtype=np.int64)
+        total = int(raw.sum()) if self.budget is None else min(int(raw.sum()), int(self.budget))
+        if np.all(raw <= n) and total == int(raw.sum()):
+            return raw.copy()
+        return largest_remainder(total, raw.astype(np.float64), cap=n)
 
     def resolved_budget(self) -> int:
         return int(self.resolved_allotment().sum())

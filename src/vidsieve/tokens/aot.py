@@ -1,0 +1,444 @@
+"""AOT: anchor tokens + optimal-transport merging, within frames and across clips.
+
+Paper: arXiv 2603.01400 (released code TyroneLi/AOT); methods.md section 6.
+
+Intra-frame (every frame below its native token count, all frames batched):
+
+1. Local anchors: the grid is split into ``window_grid x window_grid`` windows (3 x 3); each
+   window contributes its ``floor(M * (1 - global_ratio)) // window_grid**2`` tokens with the
+   most attention received at ``shallow_layer`` (5).
+2. Global anchors: the tokens with the most attention received at ``deep_layer`` (-2), local
+   picks excluded.
+3. Cost between every dropped token ``u`` and anchor ``a`` (projected tokens):
+   ``C = (1 - cos(x_u, x_a)) + spatial_weight * ||p_u - p_a||_2``, positions in ``[0, 1]^2``.
+4. Entropic OT (Sinkhorn, ``eps``, uniform marginals, at most ``max_iter`` updates), all
+   frames in one batched :func:`vidsieve.kernels.sinkhorn.sinkhorn` call.
+5. ``x_a <- (x_a + lam * sum_u T_ua x_u) / (1 + lam * sum_u T_ua)`` with ``lam = intra_scale``.
+
+Inter-frame (clips of ``clip_len`` consecutive frames; the first compressed frame of a clip
+holds the clip anchors): each later frame's anchors ``n`` are matched to the current clip
+anchors ``m`` with cost ``C_sim * C_time`` (``C_sim = 1 - cos`` shifted to min 0 per problem,
+``C_time = 1 - exp(-dt^2 / (2 sigma_t^2))``, ``dt`` in frames of the input sequence as in the
+released code; ``TokenInput.timestamps`` is not used), Sinkhorn, then the plan is
+row-normalised to ``p(m|n)``; tokens whose ``max_m p(m|n)`` is below the ``keep_ratio``
+quantile are kept as changed content, the others merge softly into the clip anchors
+(``(y + lam * sum_n p(m|n) x_n) / (1 + lam * sum_n p(m|n))``, ``lam = inter_scale``). Later
+frames are processed in order (the anchors they are matched to include earlier merges), every
+clip of the video batched together.
+
+Modes (``mode=``):
+
+``"released"`` (default) reproduces the released code: Sinkhorn stops when the mean change of
+the row scaling, pooled over the batch, falls below ``tol = 1e-2`` (typically ~3 updates, far
+from the marginals); the intra merge is ``0.9 * OT update + 0.1 * nearest-neighbour mean``
+(each anchor averaged with the dropped tokens whose most cosine-similar anchor it is, with
+weight ``intra_scale`` on itself); the global anchors are ``M - floor(M * (1 - g))`` so the
+anchor count falls below ``M`` when the local share is not a multiple of ``window_grid**2``;
+about ``keep_ratio`` of a later frame's tokens are kept. One difference remains: the released
+clip stage runs one Sinkhorn per (clip, frame) pair, so its pooled stop test sees one problem;
+here all clips at the same position share one batched call and one pooled test.
+
+``"paper"``: Sinkhorn runs per problem until the L1 row-marginal error is ``<= tol`` (default
+``1e-3``) or ``max_iter``; pure OT update (no nearest-neighbour blend); the global anchors fill
+the anchor count to exactly ``M``.
+
+Not reproduced (vidsieve's contract: one output token per grid cell, at most the frame's
+allotment): the released code emits a clip's original anchors *and* its merged anchors; here
+the clip's first frame emits its merged anchors only. The released 27 x 27 -> 14 x 14
+bilinear pooling of the merged map (LLaVA-OneVision) is the model adapter's business: AOT here
+runs on the grid it is given, with ``M = allotment[f]`` anchors.
+
+Frames at their native token count pass through unchanged and take no part in the clip stage,
+so a full allotment returns every token bit-identical. The clip stage only removes tokens, so
+the output is usually below the budget (``fills_budget = False``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ParameterError
+from ..params import Choice, Float, Int, NoneValue
+from ..registry import register_token_selector
+from ._common import fallback_importance, flat_tokens, full_allotment, per_frame_stat
+from .base import TokenInput, TokenSelection, TokenSelector
+
+if TYPE_CHECKING:
+    from vidsieve.kernels.sinkhorn import SinkhornResult
+
+#: released nearest-neighbour share of the intra-frame merge.
+RELEASED_NN_BLEND = 0.1
+
+
+def grid_positions(h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
+    """float32 ``[h*w, 2]`` cell positions ``(x, y)`` in ``[0, 1]^2`` (linspace per side)."""
+    ys = torch.linspace(0.0, 1.0, h, device=device)
+    xs = torch.linspace(0.0, 1.0, w, device=device)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy], dim=-1).reshape(-1, 2)
+
+
+def window_ids(h: int, w: int, g: int) -> torch.Tensor:
+    """int64 ``[h*w]``: which of the ``g x g`` windows each raster cell falls in."""
+    r = (torch.arange(h) * g) // h
+    c = (torch.arange(w) * g) // w
+    return (r[:, None] * g + c[None, :]).reshape(-1)
+
+
+def select_anchors(
+    shallow: torch.Tensor,
+    deep: torch.Tensor,
+    m: torch.Tensor,
+    grid: tuple[int, int],
+    window_grid: int,
+    global_ratio: float,
+    fill: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AOT's anchor choice for every frame at once.
+
+    shallow, deep: float ``[F, L]`` attention received (or a stand-in) at the shallow and deep
+    layers; m: int64 ``[F]`` anchors wanted (``1 <= m < L``).
+    Local: top ``floor(m (1 - g)) // window_grid**2`` of ``shallow`` in each window (all of a
+    smaller window). Global: top of ``deep`` outside the local picks, ``m - local`` of them if
+    ``fill`` else ``m - floor(m (1 - g))`` (released). Ties go to the lower raster index.
+    Returns ``(anchor mask bool [F, L], local mask bool [F, L])``.
+    """
+    f, length = shallow.shape
+    dev = shallow.device
+    h, w = grid
+    nwin = window_grid * window_grid
+    wid = window_ids(h, w, window_grid).to(dev)  # [L]
+    local_total = torch.floor(m.double() * (1.0 - global_ratio)).to(torch.int64)  # [F]
+    per_win = local_total // nwin
+    # order cells by (window, -score, index): stable sort by score, then stably by window
+    o1 = torch.sort(shallow, dim=1, descending=True, stable=True).indices
+    o2 = torch.sort(wid[o1], dim=1, stable=True).indices
+    order = torch.gather(o1, 1, o2)  # [F, L]
+    sizes = torch.bincount(wid, minlength=nwin)
+    starts = torch.cumsum(sizes, 0) - sizes  # [nwin]
+    rank = torch.arange(length, device=dev)[None, :] - starts[wid[order]]
+    local = torch.zeros(f, length, dtype=torch.bool, device=dev)
+    local.scatter_(1, order, rank < per_win[:, None])
+    n_local = local.sum(dim=1)
+    n_global = (m - n_local) if fill else (m - local_total)
+    n_global = torch.minimum(n_global.clamp_min(0), length - n_local)
+    deep_masked = deep.masked_fill(local, float("-inf"))
+    og = torch.sort(deep_masked, dim=1, descending=True, stable=True).indices
+    glob = torch.zeros_like(local)
+    glob.scatter_(1, og, torch.arange(length, device=dev)[None, :] < n_global[:, None])
+    return local | glob, local
+
+
+def masked_quantile(v: torch.Tensor, valid: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``q``-quantile (linear interpolation, as ``torch.quantile``) of the valid
+    entries of float ``[B, N]``; rows without valid entries give ``+inf``. Returns ``[B]``."""
+    big = torch.finfo(v.dtype).max
+    s = torch.sort(v.masked_fill(~valid, big), dim=1).values
+    n = valid.sum(dim=1)
+    pos = q * (n - 1).clamp_min(0).to(v.dtype)
+    lo = pos.floor().to(torch.int64)
+    hi = pos.ceil().to(torch.int64)
+    vlo = torch.gather(s, 1, lo[:, None])[:, 0]
+    vhi = torch.gather(s, 1, hi[:, None])[:, 0]
+    out = vlo + (vhi - vlo) * (pos - lo.to(v.dtype))
+    return torch.where(n > 0, out, torch.full_like(out, float("inf")))
+
+
+@register_token_selector(
+    "aot", "AOT: local/global anchor tokens, optimal-transport merging within frames and clips."
+)
+class AOTSelector(TokenSelector):
+    """Anchors + optimal transport (AOT), vectorised over frames and clips. See module docstring.
+
+    Parameters
+    ----------
+    mode: ``"released"`` (default) or ``"paper"`` (see the module docstring).
+    global_ratio: share ``g`` of anchors chosen globally (0.5).
+    shallow_layer, deep_layer: ``TokenInput.attention`` keys for local (5) and global (-2)
+        anchors. Keys must match exactly (layer indices as the caller's tower counts them).
+    fallback: when a requested layer is missing (e.g. the ``pixel`` encoder's grids, which
+        carry no attention): ``"distinctiveness"`` (default; one minus the mean cosine to the
+        frame's other tokens, on ``pre_projector`` features when given), ``"norm"`` (token L2
+        norm) or ``"raise"`` (a :class:`~vidsieve.errors.ParameterError`).
+    window_grid: local windows per side (3).
+    spatial_weight: weight of the position term in the intra cost (0.5).
+    eps, max_iter: Sinkhorn regularisation (0.1) and most updates (100), both stages.
+    tol: Sinkhorn stop threshold; None = the mode's (released 1e-2 on the pooled mean row-
+        scaling change; paper 1e-3 on each problem's L1 row-marginal error).
+    intra_scale, inter_scale: ``lam`` of the intra (> 0) and clip (>= 0) anchor updates (1.0).
+    clip_len: frames per clip; ``"auto"`` = ``max(1, F // 8)`` (released: 4 for 32 frames, 8
+        for 64; it rejects other counts); 1 disables the clip stage.
+    keep_ratio: share of a later frame's anchors kept as changed content (0.1).
+    sigma_t: temporal scale in frames (1.5).
+    backend: Sinkhorn kernel backend (``"auto"``, ``"torch"``, ``"triton"``).
+
+    ``extras``: ``importance_source`` (per layer), ``anchors`` (int64 ``[F]`` anchors per frame
+    before the clip stage), ``merge_mass`` (per frame float32 ``[k_f]``: tokens' worth of mass
+    merged into each output token: intra plan mass times the number of dropped tokens plus the
+    clip stage's row-normalised mass; 0 for tokens kept unmerged), ``sinkhorn_iterations``
+    (``{"intra": int64 [F], "clip": int64 [F]}``: updates done per frame's problem), ``mode``.
+    """
+
+    fills_budget = False
+    _parameter_constraints = {
+        "mode": [Choice("released", "paper")],
+        "global_ratio": [Float(ge=0.0, le=1.0)],
+        "shallow_layer": [Int()],
+        "deep_layer": [Int()],
+        "fallback": [Choice("distinctiveness", "norm", "raise")],
+        "window_grid": [Int(ge=1)],
+        "spatial_weight": [Float(ge=0.0)],
+        "eps": [Float(gt=0.0)],
+        "max_iter": [Int(ge=0)],
+        "tol": [Float(ge=0.0), NoneValue()],
+        "intra_scale": [Float(gt=0.0)],
+        "inter_scale": [Float(ge=0.0)],
+        "clip_len": [Choice("auto"), Int(ge=1)],
+        "keep_ratio": [Float(ge=0.0, le=1.0)],
+        "sigma_t": [Float(gt=0.0)],
+        "backend": [Choice("auto", "torch", "triton")],
+    }
+
+    def __init__(
+        self,
+        *,
+        mode: str = "released",
+        global_ratio: float = 0.5,
+        shallow_layer: int = 5,
+        deep_layer: int = -2,
+        fallback: str = "distinctiveness",
+        window_grid: int = 3,
+        spatial_weight: float = 0.5,
+        eps: float = 0.1,
+        max_iter: int = 100,
+        tol: float | None = None,
+        intra_scale: float = 1.0,
+        inter_scale: float = 1.0,
+        clip_len: int | str = "auto",
+        keep_ratio: float = 0.1,
+        sigma_t: float = 1.5,
+        backend: str = "auto",
+    ) -> None:
+        self.mode = mode
+        self.global_ratio = global_ratio
+        self.shallow_layer = shallow_layer
+        self.deep_layer = deep_layer
+        self.fallback = fallback
+        self.window_grid = window_grid
+        self.spatial_weight = spatial_weight
+        self.eps = eps
+        self.max_iter = max_iter
+        self.tol = tol
+        self.intra_scale = intra_scale
+        self.inter_scale = inter_scale
+        self.clip_len = clip_len
+        self.keep_ratio = keep_ratio
+        self.sigma_t = sigma_t
+        self.backend = backend
+        self._validate_params()
+
+    # ------------------------------------------------------------------ helpers
+    def _stop(self) -> tuple[str, float]:
+        if self.mode == "released":
+            return "released", 1e-2 if self.tol is None else float(self.tol)
+        return "per_problem", 1e-3 if self.tol is None else float(self.tol)
+
+    def _layer_stat(self, inputs: TokenInput, layer: int, cache: dict) -> tuple[torch.Tensor, str]:
+        owner = type(self).__name__
+        if layer in inputs.attention:
+            return per_frame_stat(inputs.attention[layer], inputs, f"attention[{layer}]", owner), f"attention[{layer}]"
+        if self.fallback == "raise":
+            raise ParameterError(
+                f"{owner} needs TokenInput.attention[{layer}] (attention received per token at "
+                f"that vision layer); the input has layers {sorted(inputs.attention)}. Hook the "
+                "vision tower, set shallow_layer/deep_layer to available keys, or use "
+                "fallback='distinctiveness'."
+            )
+        if "fb" not in cache:
+            cache["fb"] = fallback_importance(inputs, self.fallback, "auto", owner)
+        return cache["fb"]
+
+    def _sinkhorn(self, cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> SinkhornResult:
+        """Batched plans ``[B, N, M]`` for masked uniform marginals, with this mode's stop rule."""
+        from vidsieve.kernels.sinkhorn import sinkhorn_result
+
+        stop, tol = self._stop()
+        return sinkhorn_result(
+            cost, row_mask=rows, col_mask=cols, eps=float(self.eps), max_iter=int(self.max_iter),
+            tol=tol, stop=stop, backend=self.backend,
+        )
+
+    # ------------------------------------------------------------------ stages
+    def _intra(
+        self, x: torch.Tensor, anchors: torch.Tensor, grid: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Merge every frame's dropped tokens into its anchors.
+
+        x: float32 ``[Fc, L, D]``; anchors: bool ``[Fc, L]``.
+        Returns ``(anchor cells int64 [Fc, Mmax] raster order, valid bool [Fc, Mmax],
+        merged float32 [Fc, Mmax, D], mass float32 [Fc, Mmax], iterations int64 [Fc])``.
+        """
+        fc, length, d = x.shape
+        m = anchors.sum(dim=1)
+        mmax = int(m.max())
+        # anchors first (stable: raster order among them)
+        pos = torch.sort((~anchors).to(torch.int8), dim=1, stable=True).indices[:, :mmax]
+        valid = torch.arange(mmax, device=x.device)[None, :] < m[:, None]
+        xa = torch.gather(x, 1, pos[..., None].expand(-1, -1, d))  # [Fc, Mmax, D]
+        norms = x.norm(dim=-1).clamp_min(1e-12)  # [Fc, L]; no normalised copy of x
+        an = xa / torch.gather(norms, 1, pos)[..., None]
+        cos = torch.bmm(x, an.transpose(1, 2)) / norms[..., None]  # [Fc, L, Mmax]
+        p = grid_positions(*grid, device=x.device)  # [L, 2]
+        dist = torch.cdist(p[None], p[pos.reshape(-1)].reshape(fc, mmax, 2))  # [Fc, L, Mmax]
+        cost = (1.0 - cos) + float(self.spatial_weight) * dist
+        sources = ~anchors
+        res = self._sinkhorn(cost, sources, valid)
+        plan = res.plan.to(x.dtype)  # zero on anchor rows and padded columns
+        lam = float(self.intra_scale)
+        load = plan.sum(dim=1)  # [Fc, Mmax]
+        n_src = sources.sum(dim=1, keepdim=True).to(x.dtype)
+        mass = load * n_src
+        # OT update (x_a + lam * P^T x) / (1 + lam * load), written as self weight + P-weights
+        # so that the released nearest-neighbour blend shares the single [Mmax, L] x [L, D] GEMM.
+        ot_den = 1.0 + lam * load  # [Fc, Mmax]
+        weights = plan * (lam / ot_den)[:, None, :]  # [Fc, L, Mmax]
+        self_w = 1.0 / ot_den
+        if self.mode == "released":
+            # nearest anchor by cosine of each dropped token; mean with the anchor (weight lam)
+            near = cos.masked_fill(~valid[:, None, :], float("-inf")).argmax(dim=2)  # [Fc, L]
+            near = torch.where(sources, near, torch.full_like(near, mmax))  # anchors -> dummy
+            cnt = torch.zeros(fc, mmax + 1, dtype=x.dtype, device=x.device)
+            cnt.scatter_add_(1, near, torch.ones_like(near, dtype=x.dtype))
+            nn_den = lam + cnt[:, :mmax]  # [Fc, Mmax]
+            onehot = torch.zeros(fc, length, mmax + 1, dtype=x.dtype, device=x.device)
+            onehot.scatter_(2, near[..., None], 1.0)
+            b = RELEASED_NN_BLEND
+            weights = (1.0 - b) * weights + b * onehot[:, :, :mmax] / nn_den[:, None, :]
+            self_w = (1.0 - b) * self_w + b * lam / nn_den
+        merged = self_w[..., None] * xa + torch.bmm(weights.transpose(1, 2), x)
+        merged = torch.where(valid[..., None], merged, torch.zeros((), dtype=x.dtype))
+        return pos, valid, merged, mass, res.iterations
+
+    def _clips(self, frame_pos: np.ndarray, num_frames: int) -> np.ndarray:
+        """int64 ``[C, P]`` table of compressed-frame rows per clip (``-1`` = none), in order."""
+        cl = max(1, num_frames // 8) if self.clip_len == "auto" else int(self.clip_len)
+        clip_of = frame_pos // cl
+        _, first, counts = np.unique(clip_of, return_index=True, return_counts=True)
+        table = np.full((len(counts), int(counts.max())), -1, dtype=np.int64)
+        rank = np.arange(len(frame_pos)) - np.repeat(first, counts)
+        table[np.repeat(np.arange(len(counts)), counts), rank] = np.arange(len(frame_pos))
+        return table
+
+    def _inter(
+        self, merged: torch.Tensor, valid: torch.Tensor, frame_pos: np.ndarray, table: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clip stage. Returns ``(out embeddings [Fc, Mmax, D], keep bool [Fc, Mmax],
+        extra mass [Fc, Mmax], iterations int64 [Fc])``."""
+        dev = merged.device
+        keep = valid.clone()
+        out = merged.clone()
+        mass = torch.zeros(valid.shape, dtype=merged.dtype, device=dev)
+        iters = torch.zeros(valid.shape[0], dtype=torch.int64, device=dev)
+        if table.shape[1] < 2:
+            return out, keep, mass, iters
+        anchor_rows = torch.as_tensor(table[:, 0], device=dev)
+        y = merged[anchor_rows].clone()  # [C, Mmax, D] clip anchors
+        y_ok = valid[anchor_rows]
+        y_mass = torch.zeros(y_ok.shape, dtype=merged.dtype, device=dev)
+        lam = float(self.inter_scale)
+        for p in range(1, table.shape[1]):  # clip positions; every clip batched
+            act_np = table[:, p] >= 0
+            act = torch.as_tensor(np.flatnonzero(act_np), device=dev)
+            rows = torch.as_tensor(table[act_np, p], device=dev)
+            s = merged[rows]  # [Ca, Mmax, D]
+            s_ok = valid[rows]
+            ya, ya_ok = y[act], y_ok[act]
+            cos = torch.bmm(F.normalize(s, dim=-1), F.normalize(ya, dim=-1).transpose(1, 2))
+            c_sim = 1.0 - cos.clamp(-1 + 1e-6, 1 - 1e-6)
+            ok2 = s_ok[:, :, None] & ya_ok[:, None, :]
+            cmin = c_sim.masked_fill(~ok2, float("inf")).amin(dim=(1, 2), keepdim=True)
+            c_sim = (c_sim - cmin).masked_fill(~ok2, 0.0)
+            dt = torch.as_tensor(
+                (frame_pos[table[act_np, p]] - frame_pos[table[act_np, 0]]).astype(np.float64),
+                device=dev, dtype=merged.dtype,
+            )
+            c_time = 1.0 - torch.exp(-(dt * dt) / (2.0 * float(self.sigma_t) ** 2))
+            res = self._sinkhorn(c_sim * c_time[:, None, None], s_ok, ya_ok)
+            iters[rows] = res.iterations
+            plan = res.plan.to(merged.dtype)
+            p_row = plan / plan.sum(dim=2, keepdim=True).clamp_min(1e-9)
+            pmax = p_row.amax(dim=2)  # [Ca, Mmax]
+            tau = masked_quantile(pmax.double(), s_ok, float(self.keep_ratio))
+            kept = (pmax.double() < tau[:, None]) & s_ok
+            sel = p_row * (s_ok & ~kept)[..., None].to(p_row.dtype)
+            agg = torch.bmm(sel.transpose(1, 2), s)
+            load = sel.sum(dim=1)
+            y[act] = (ya + lam * agg) / (1.0 + lam * load)[..., None]
+            y_mass[act] += load
+            keep[rows] = kept
+        out[anchor_rows] = y
+        mass[anchor_rows] = y_mass
+        return out, keep, mass, iters
+
+    # ------------------------------------------------------------------ entry point
+    def _select(self, inputs: TokenInput, allotment: np.ndarray) -> TokenSelection:
+        h, w = inputs.grid
+        n = h * w
+        nf = inputs.num_frames
+        all_idx = [torch.arange(n, dtype=torch.int64) for _ in range(nf)]
+        if full_allotment(allotment, n):
+            return TokenSelection(index=all_idx, embeddings=None, grid=(h, w), extras={"identity": True})
+        x_all = flat_tokens(inputs)
+        comp = np.flatnonzero((allotment > 0) & (allotment < n))
+        cache: dict = {}
+        shallow, src_s = self._layer_stat(inputs, self.shallow_layer, cache)
+        deep, src_d = self._layer_stat(inputs, self.deep_layer, cache)
+        index: list[torch.Tensor] = [torch.zeros(0, dtype=torch.int64) for _ in range(nf)]
+        emb: list[torch.Tensor] = [x_all.new_empty(0, x_all.shape[-1]) for _ in range(nf)]
+        mass_out: list[torch.Tensor] = [torch.zeros(0) for _ in range(nf)]
+        anchors_per_frame = np.zeros(nf, dtype=np.int64)
+        iters_intra = np.zeros(nf, dtype=np.int64)
+        iters_clip = np.zeros(nf, dtype=np.int64)
+        for fi in np.flatnonzero(allotment >= n).tolist():
+            index[fi], emb[fi], mass_out[fi] = all_idx[fi], x_all[fi], torch.zeros(n)
+            anchors_per_frame[fi] = n
+        if comp.size:
+            sel = torch.as_tensor(comp, device=x_all.device)
+            x = x_all if comp.size == nf else x_all[sel]
+            x = x.float()
+            m = torch.as_tensor(allotment[comp], dtype=torch.int64, device=x.device)
+            rows_s = torch.as_tensor(comp, device=shallow.device)
+            rows_d = torch.as_tensor(comp, device=deep.device)
+            anchors, _local = select_anchors(
+                shallow[rows_s].to(x.device), deep[rows_d].to(x.device), m, (h, w),
+                int(self.window_grid), float(self.global_ratio), fill=self.mode == "paper",
+            )
+            pos, valid, merged, mass, it_intra = self._intra(x, anchors, (h, w))
+            table = self._clips(comp, nf)
+            out, keep, tmass, it_inter = self._inter(merged, valid, comp, table)
+            counts = keep.sum(dim=1).tolist()
+            idx_list = torch.split(pos[keep].cpu(), counts)
+            emb_list = torch.split(out[keep].to(x_all.dtype), counts)
+            mass_list = torch.split((mass + tmass)[keep].float().cpu(), counts)
+            for j, f in enumerate(comp.tolist()):
+                index[f], emb[f], mass_out[f] = idx_list[j], emb_list[j], mass_list[j]
+            anchors_per_frame[comp] = valid.sum(dim=1).cpu().numpy()
+            iters_intra[comp] = it_intra.cpu().numpy()
+            iters_clip[comp] = it_inter.cpu().numpy()
+        return TokenSelection(
+            index=index, embeddings=emb, grid=(h, w),
+            extras={
+                "importance_source": {"shallow": src_s, "deep": src_d},
+                "anchors": anchors_per_frame,
+                "merge_mass": mass_out,
+                "sinkhorn_iterations": {"intra": iters_intra, "clip": iters_clip},
+                "mode": self.mode,
+            },
+        )
+
+
+__all__ = ["AOTSelector", "grid_positions", "masked_quantile", "select_anchors", "window_ids"]
