@@ -1,0 +1,754 @@
+"""The shared machinery of the Hugging Face adapters (one small subclass per model family).
+
+Route (transformers 5.x, exact; see ``/work/shared/notes/hf-adapters.md``):
+
+1. Frames: a frame selector picks frames from cheap candidate features; only those are decoded
+   and given to the HF processor with their true source indices and fps
+   (``do_sample_frames=False`` + ``video_metadata``).
+2. The model's own ``get_video_features`` encodes each video once.
+3. Original positions come from the model's own position rule on the UNPRUNED sequence
+   (``get_rope_index`` for Qwen M-RoPE; ``attention_mask.cumsum - 1`` for LLaVA).
+4. A token selector keeps (or merges into) a subset of each frame's token grid. One boolean keep
+   mask over the sequence cuts ``input_ids``, ``attention_mask``, ``mm_token_type_ids`` and the
+   position rows together; rows are re-padded on the left.
+5. ``model.generate`` gets ``mm_encoder_outputs={"video": <pruned encoder output>}`` and explicit
+   ``position_ids`` (never ``pixel_values_videos``), so generation extends each row from its
+   last original position: generated tokens get the positions they would have had unpruned.
+
+Definitions used throughout:
+
+* A *frame* of the token grid is what the encoder emits one ``[h, w]`` grid for. For LLaVA
+  models that is one video frame. For Qwen2/2.5/3-VL it is one *temporal group* of
+  ``temporal_patch_size`` (= 2) consecutive chosen frames: each LLM token covers 2 frames x
+  (2x2 patches). An odd number of chosen frames is padded by repeating the last chosen frame
+  (the processor's own rule, made explicit so the metadata tells the truth).
+* Per-frame allotments from the frame selection (``Selection.frame_tokens``) are summed over
+  the frames of a group; ``Selection.downscale`` (F2C) becomes ``TokenInput.downscale`` (max
+  over a group) and caps the group's allotment at ``ceil(h/s) * ceil(w/s)``: the resolution
+  change is applied after the encoder, on the token grid, for every family (the token selector
+  decides how; ``resize``/``f2c-resolution`` resample the grid).
+* ``budget.tokens`` is per video, counted as tokens entering the LLM; LLaVA-OneVision's one
+  newline token per video is always kept and counted.
+
+Vision-tower statistics for token selectors (``TokenInput.attention[layer]``: attention
+received per token; ``cls_attention`` where the tower has a [CLS]) come from forward pre-hooks
+on the tower's attention modules that exist only inside :meth:`VideoLLM.capture_tower_stats`:
+each hook recomputes q and k as the module does (Qwen: rotary applied, per attention segment)
+and calls ``vidsieve.kernels.attention_received``; the per-patch statistics are mapped onto the
+LLM grid with the model's own reduction (Qwen: sum over each 2x2 merge window; LLaVA-OneVision:
+the same bilinear pooling; LLaVA-NeXT-Video: the same average pooling). The layers come from
+the token selector (an ``attention_layers`` attribute, else its ``*_layer`` parameters).
+
+transformers 4.x (no ``mm_encoder_outputs``; detected with ``inspect.signature``): Qwen models
+get ``get_video_features``/``get_rope_index`` overridden on the instance inside
+:meth:`VideoLLM.generation_context` (4.x drops user ``position_ids`` during generation); LLaVA
+models get ``inputs_embeds`` and, for original positions, a forward pre-hook on the language
+model. Checked with transformers 4.57.6 (``tests/test_adapters_tf4.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import resource
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidsieve.errors import ParameterError, VidsieveError
+from vidsieve.registry import create_encoder, create_selector, create_token_selector
+from vidsieve.tokens.base import TokenInput, TokenSelection, TokenSelector
+from vidsieve.types import Budget, Frames, Query, Selection
+
+VideoInput = Any  # a path, a Frames, or a uint8 [T, H, W, 3] array
+
+
+class AdapterError(VidsieveError, ValueError):
+    """The model, processor or inputs cannot be used with this adapter."""
+
+
+@dataclass
+class VideoTokens:
+    """One video's encoder output in LLM space.
+
+    grid:  ``[F, h, w, D]`` token grids (F frames or temporal groups), in placeholder order.
+    tail:  ``[n_tail, D]`` tokens after the grid in the placeholder run that are always kept
+           (LLaVA-OneVision's newline), or an empty tensor.
+    """
+
+    grid: torch.Tensor
+    tail: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        f, h, w, _ = self.grid.shape
+        return f * h * w + int(self.tail.shape[0])
+
+
+@dataclass
+class PreparedVideo:
+    """What frame selection produced for one video."""
+
+    frames: Frames
+    fps: float
+    total_frames: int
+    selection: Selection | None
+    group_allotment: np.ndarray | None = None
+    group_downscale: np.ndarray | None = None
+    group_timestamps: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Stats:
+    """What the last call fed the LLM and how long each stage took (``VideoLLM.last_stats``).
+
+    frames: distinct chosen frames per video (<= budget.frames); frame_indices: the source
+    indices fed to the processor (Qwen: padded to whole pairs by repeating the last one).
+    tokens: visual tokens fed per video; original_tokens: what the chosen frames cost unpruned.
+    timings (seconds): ``features`` (candidate descriptors for the frame selector), ``decode``
+    (decoding the chosen frames), ``encode`` (processor + vision tower), ``select`` (frame +
+    token selection), and after ``generate``: ``prefill`` (until the first logits),
+    ``generate`` (the rest), ``time_to_first_token``, ``total``.
+    peak_memory_bytes: ``torch.cuda.max_memory_allocated`` on a GPU (``peak_memory_kind``
+    says which), else the process's max RSS (monotone: an upper bound).
+    """
+
+    frames: list[int] = field(default_factory=list)
+    frame_indices: list[list[int]] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    original_tokens: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frames": list(self.frames),
+            "frame_indices": [list(x) for x in self.frame_indices],
+            "tokens": list(self.tokens),
+            "original_tokens": list(self.original_tokens),
+            "timings": dict(self.timings),
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_kind": self.peak_memory_kind,
+        }
+
+
+def _attention_received(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """``[B, L]`` attention received per key (column sums of softmax, mean over heads)."""
+    try:
+        from vidsieve.kernels.attention_received import attention_received
+    except ImportError:
+        from vidsieve.kernels.attention_received.reference import (
+            attention_received_ref as attention_received,
+        )
+    return attention_received(q, k, scale=scale)
+
+
+class _FirstTokenTimer:
+    """A logits processor that records when generation produced its first scores (end of prefill)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.first is None:
+            self.first = time.perf_counter()
+        return scores
+
+
+class VideoLLM:
+    """A Hugging Face video-LLM with frame and token selection under a budget.
+
+    Build it with :func:`vidsieve.wrap`. Parameters:
+
+    frames:        a registered frame-selector name or a FrameSelector instance.
+    tokens:        a registered token-selector name or a TokenSelector instance ("none" keeps all).
+    budget:        :class:`~vidsieve.types.Budget` (frames per video, LLM tokens per video) or an
+                   int (frames).
+    encoder:       frame encoder (name or instance) for the candidate features (default "pixel").
+    candidate_fps: candidate frames per second sampled from a file; ``max_candidates`` caps them.
+    positions:     "original" (kept tokens keep their unpruned positions) or "compact"
+                   (LLaVA only: 1-D positions renumbered after pruning). Qwen M-RoPE always
+                   keeps original (t, h, w).
+    selector_params / token_params: keyword arguments for selectors given by name.
+    cache:         feature cache for files (passed to ``extract_features``).
+    """
+
+    #: HF ``config.model_type`` values this adapter handles.
+    model_types: tuple[str, ...] = ()
+    #: processor class names this adapter accepts.
+    processor_classes: tuple[str, ...] = ()
+    #: chosen frames per token-grid frame (2 for Qwen's temporal patches).
+    temporal_group: int = 1
+    #: whether positions are M-RoPE ``[4, B, L]`` (text row + t, h, w).
+    mrope: bool = False
+    #: the placeholder the prompt carries for one video.
+    video_placeholder: str = "<video>"
+    #: kwargs of get_rope_index beyond the Qwen2-VL ones, taken from the processor output.
+    rope_extra_keys: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        frames: Any = "uniform",
+        tokens: Any = "none",
+        budget: Budget | int = 32,
+        encoder: Any = "pixel",
+        candidate_fps: float = 1.0,
+        max_candidates: int | None = 5400,
+        positions: str = "original",
+        selector_params: dict[str, Any] | None = None,
+        token_params: dict[str, Any] | None = None,
+        cache: bool | str = True,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.budget = budget if isinstance(budget, Budget) else Budget(frames=budget)
+        self.frame_selector = (
+            create_selector(frames, **(selector_params or {})) if isinstance(frames, str) else frames
+        )
+        self.token_selector: TokenSelector = (
+            create_token_selector(tokens, **(token_params or {})) if isinstance(tokens, str) else tokens
+        )
+        self.encoder = create_encoder(encoder) if isinstance(encoder, str) else encoder
+        if positions not in ("original", "compact"):
+            raise ParameterError(f"positions must be 'original' or 'compact'. Got {positions!r} instead.")
+        if positions == "compact" and self.mrope:
+            raise ParameterError(
+                f"{type(self).__name__}: positions='compact' is only defined for 1-D positions (LLaVA); "
+                "Qwen M-RoPE keeps each kept token's original (t, h, w)."
+            )
+        self.positions = positions
+        self.candidate_fps = candidate_fps
+        self.max_candidates = max_candidates
+        self.cache = cache
+        self.last_stats = Stats()
+        self._check_pair()
+        #: transformers 4.x route (no ``mm_encoder_outputs`` in forward), chosen by feature
+        #: detection; see :meth:`legacy_kwargs` and :meth:`legacy_context`.
+        self.legacy = not accepts(self.model.forward, "mm_encoder_outputs")
+
+    # ------------------------------------------------------------------ family hooks
+    def _check_pair(self) -> None:
+        mt = getattr(self.model.config, "model_type", "")
+        if mt not in self.model_types:
+            raise AdapterError(f"{type(self).__name__} handles {self.model_types}; the model is {mt!r}.")
+        pname = type(self.processor).__name__
+        if pname not in self.processor_classes:
+            raise AdapterError(
+                f"The processor ({pname}) does not belong to a {mt} model; expected one of "
+                f"{', '.join(self.processor_classes)}. Load both with the same checkpoint id."
+            )
+        if not hasattr(self.model, "generate"):
+            raise AdapterError(f"{type(self.model).__name__} cannot generate; load the *ForConditionalGeneration class.")
+
+    @property
+    def video_token_id(self) -> int:
+        return int(self.processor.video_token_id)
+
+    def encode(self, inputs: dict[str, Any]) -> tuple[Any, list[VideoTokens]]:
+        """Run the model's ``get_video_features`` once; return its output and per-video grids."""
+        raise NotImplementedError
+
+    def pruned_output(
+        self, enc: Any, feats: list[torch.Tensor], keeps: list[torch.Tensor]
+    ) -> Any:
+        """The ``mm_encoder_outputs["video"]`` object holding the kept features.
+
+        feats: per video ``[K_i, D]`` kept features in placeholder order.
+        keeps: per video bool ``[N_i]`` keep mask over the unpruned placeholder run.
+        """
+        raise NotImplementedError
+
+    def original_positions(self, inputs: dict[str, Any]) -> torch.Tensor:
+        """Positions of the unpruned batch: ``[4, B, L]`` (M-RoPE) or ``[B, L]``."""
+        att = inputs["attention_mask"]
+        pos = att.long().cumsum(-1) - 1
+        return pos.masked_fill(att == 0, 0)
+
+    def tower_modules(self) -> list[tuple[int, torch.nn.Module]]:
+        """(layer index, attention module) of the vision tower, for statistics hooks."""
+        return []
+
+    def _qk_from_call(self, module: Any, args: tuple, kwargs: dict) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """q, k ``[B, H, L, d]`` and scale as the attention module computes them (one per chunk)."""
+        raise NotImplementedError
+
+    def tower_stats_to_grid(self, stats: list[torch.Tensor], videos: list[VideoTokens]) -> list[torch.Tensor]:
+        """Map per-chunk tower statistics ``[L]`` to per-video ``[F, h*w]`` on the LLM grid."""
+        raise NotImplementedError
+
+    def text_for(self, prompt: str) -> str:
+        """The model input text for one user prompt with one video (chat template if any)."""
+        tmpl = getattr(self.processor, "chat_template", None)
+        if tmpl:
+            messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
+            return str(self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        return self.default_text(prompt)
+
+    def default_text(self, prompt: str) -> str:
+        return f"{self.video_placeholder}\n{prompt}"
+
+    #: the placeholder the prompt carries for one image (QuoTA's per-frame scorer).
+    image_placeholder: str = "<image>"
+
+    def image_text(self, prompt: str) -> str:
+        """The model input text for one prompt about one image (chat template if any)."""
+        tmpl = getattr(self.processor, "chat_template", None)
+        if tmpl:
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            return str(self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        return self.default_text(prompt).replace(self.video_placeholder, self.image_placeholder)
+
+    # ------------------------------------------------------------------ frames
+    def _as_frames(self, video: VideoInput, fps: float | None) -> tuple[Frames, float, int, str | None]:
+        if isinstance(video, (str, Path)):
+            return None, 0.0, 0, str(video)  # type: ignore[return-value]
+        if isinstance(video, Frames):
+            fr = video
+        elif isinstance(video, np.ndarray):
+            if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+                raise ParameterError(f"A video array must be uint8 [T, H, W, 3]; got {video.dtype} {video.shape}.")
+            idx = np.arange(video.shape[0], dtype=np.int64)
+            f = float(fps or 1.0)
+            fr = Frames(pixels=video, indices=idx, timestamps=idx / f)
+        else:
+            raise ParameterError(
+                f"A video must be a path, a vidsieve.Frames or a uint8 [T, H, W, 3] array; got {type(video).__name__}."
+            )
+        if fps is None:
+            i, t = fr.indices.astype(np.float64), fr.timestamps
+            fps = float(i[-1] / t[-1]) if len(fr) > 1 and t[-1] > 0 else 1.0
+        return fr, float(fps), int(fr.indices[-1]) + 1, None
+
+    def select_frames(self, video: VideoInput, prompt: str, fps: float | None = None) -> PreparedVideo:
+        """Choose and decode the frames of one video (frame selection + decoding)."""
+        fr, vfps, total, path = self._as_frames(video, fps)
+        self._current_video = path if path is not None else fr  # read by QuoTA's VLM scorer
+        query = self.encoder.embed_query(Query(text=prompt))
+        if path is not None:
+            from vidsieve.decoding import decode_frames, probe
+            from vidsieve.features import extract_features
+
+            meta = probe(path)
+            ft: dict[str, float] = {}
+            feats = extract_features(path, self.encoder, fps=self.candidate_fps, max_frames=self.max_candidates,
+                                     cache=self.cache, progress=False, timings=ft)
+            sel = self.frame_selector.select(feats, budget=self.budget, query=query)
+            t0 = time.perf_counter()
+            fr = decode_frames(path, sel.indices)
+            timings = {"features": ft.get("decode", 0.0) + ft.get("encode", 0.0),
+                       "decode": time.perf_counter() - t0}
+            vfps, total = (meta.fps if meta.fps > 0 else 25.0), meta.num_frames
+        else:
+            from vidsieve.types import FrameFeatures
+
+            t0 = time.perf_counter()
+            emb, grid = self.encoder.encode(fr.pixels)
+            timings = {"features": time.perf_counter() - t0, "decode": 0.0}
+            feats = FrameFeatures(embeddings=np.asarray(emb, np.float32), indices=fr.indices,
+                                  timestamps=fr.timestamps, grid=grid, encoder=self.encoder.cache_key(),
+                                  fps=vfps, duration=total / vfps)
+            sel = self.frame_selector.select(feats, budget=self.budget, query=query)
+            fr = Frames(pixels=fr.pixels[sel.rows], indices=fr.indices[sel.rows], timestamps=fr.timestamps[sel.rows])
+        pv = self._group(fr, vfps, total, sel)
+        pv.timings = timings
+        return pv
+
+    def _group(self, fr: Frames, fps: float, total: int, sel: Selection | None) -> PreparedVideo:
+        """Pad to whole temporal groups and turn per-frame allotments into per-group ones."""
+        g = self.temporal_group
+        k = len(fr)
+        pad = -k % g
+        ft = None if sel is None or sel.frame_tokens is None else sel.frame_tokens.astype(np.int64)
+        ds = None if sel is None or sel.downscale is None else sel.downscale.astype(np.float64)
+        if pad:
+            last = np.repeat(np.arange(k - 1, k), pad)
+            order = np.r_[np.arange(k), last]
+            fr = Frames(pixels=fr.pixels[order], indices=fr.indices[order], timestamps=fr.timestamps[order])
+            ft = None if ft is None else np.r_[ft, np.zeros(pad, np.int64)]
+            ds = None if ds is None else ds[order]
+        ng = len(fr) // g
+        allot = None if ft is None else ft.reshape(ng, g).sum(1)
+        down = None if ds is None else ds.reshape(ng, g).max(1)
+        ts = fr.timestamps.reshape(ng, g).mean(1)
+        return PreparedVideo(frames=fr, fps=fps, total_frames=total, selection=sel,
+                             group_allotment=allot, group_downscale=down, group_timestamps=ts)
+
+    # ------------------------------------------------------------------ processor
+    def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
+        """Run the HF processor on the chosen frames with their true indices and fps."""
+        metadata = [
+            {"total_num_frames": v.total_frames, "fps": v.fps, "frames_indices": v.frames.indices.tolist()}
+            for v in videos
+        ]
+        tok = self.processor.tokenizer
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            out = self.processor(
+                text=texts, videos=[v.frames.pixels for v in videos], return_tensors="pt", padding=True,
+                **self.processor_video_kwargs(metadata),
+            )
+        finally:
+            tok.padding_side = side
+        out = dict(out)
+        out.pop("token_type_ids", None)  # some tokenizers add it; the VLMs take no such input
+        return out
+
+    def processor_video_kwargs(self, metadata: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"do_sample_frames": False, "video_metadata": metadata}
+
+    # ------------------------------------------------------------------ statistics hooks
+    def _wanted_layers(self) -> tuple[list[int], bool]:
+        """Vision layers whose attention-received statistics the token selector reads.
+
+        Taken from a selector attribute ``attention_layers`` when it has one, else from its int
+        hyper-parameters named ``*_layer`` (``aot``: shallow/deep, ``ktv-tokens``:
+        attention_layer). [CLS] attention is captured when the tower has a [CLS] token and the
+        selector has an ``importance`` parameter that may use it ("auto" or "cls").
+        """
+        sel = self.token_selector
+        layers = list(getattr(sel, "attention_layers", ()) or ())
+        if not layers and hasattr(sel, "get_params"):
+            layers = [v for k, v in sel.get_params().items()
+                      if k.endswith("_layer") and isinstance(v, int) and not isinstance(v, bool)]
+        imp = sel.get_params().get("importance") if hasattr(sel, "get_params") else None
+        want_cls = self.has_cls_token() and imp in ("auto", "cls")
+        return sorted(set(layers)), want_cls
+
+    def has_cls_token(self) -> bool:
+        """Whether the vision tower prepends a [CLS] token."""
+        return False
+
+    @contextlib.contextmanager
+    def capture_tower_stats(self, layers: Sequence[int], want_cls: bool) -> Iterator[dict[str, Any]]:
+        """Forward pre-hooks on the vision tower's attention modules; removed on exit.
+
+        Yields a dict filled during the forward: ``attention[layer] -> list of [L] per chunk``
+        and ``cls[...]`` likewise. The model is not modified after the block.
+        """
+        mods = self.tower_modules()
+        n = len(mods)
+        # layer indices as the tower counts them; negative ones count from the end, and a
+        # layer the tower does not have is not captured (the selector then falls back or says so).
+        wanted = {(layer + n if layer < 0 else layer): layer for layer in layers if -n <= layer < n}
+        cls_layer = n - 1
+        store: dict[str, Any] = {"attention": {layer: [] for layer in wanted.values()}, "cls": []}
+        handles = []
+
+        def make(idx: int):  # type: ignore[no-untyped-def]
+            def hook(module, args, kwargs):  # type: ignore[no-untyped-def]
+                with torch.no_grad():
+                    chunks = self._qk_from_call(module, args, kwargs)
+                    if idx in wanted:
+                        store["attention"][wanted[idx]].extend(
+                            row for q, k, s in chunks for row in _attention_received(q, k, s)
+                        )
+                    if want_cls and idx == cls_layer:
+                        from vidsieve.kernels.attention_received.reference import cls_attention_ref
+
+                        store["cls"].extend(row for q, k, s in chunks for row in cls_attention_ref(q[:, :, 0], k, s))
+                return None
+
+            return hook
+
+        try:
+            for i, m in mods:
+                if i in wanted or (want_cls and i == cls_layer):
+                    handles.append(m.register_forward_pre_hook(make(i), with_kwargs=True))
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
+
+    # ------------------------------------------------------------------ token selection
+    def _token_inputs(self, vids: list[VideoTokens], prepared: list[PreparedVideo],
+                      stats: dict[str, Any] | None) -> list[TokenInput]:
+        att: list[dict[int, torch.Tensor]] = [{} for _ in vids]
+        cls: list[torch.Tensor | None] = [None for _ in vids]
+        if stats is not None:
+            for layer, rows in stats["attention"].items():
+                for i, g in enumerate(self.tower_stats_to_grid(rows, vids)):
+                    att[i][layer] = g
+            if stats["cls"]:
+                for i, g in enumerate(self.tower_stats_to_grid(stats["cls"], vids)):
+                    cls[i] = g
+        out = []
+        for i, (vt, pv) in enumerate(zip(vids, prepared)):
+            f, h, w, _ = vt.grid.shape
+            tail = int(vt.tail.shape[0])
+            allot = pv.group_allotment
+            if pv.group_downscale is not None:
+                s = np.maximum(pv.group_downscale, 1.0)
+                cap = np.ceil(h / s).astype(np.int64) * np.ceil(w / s).astype(np.int64)
+                allot = np.minimum(cap, h * w if allot is None else allot)
+            budget = None if self.budget.tokens is None else self.budget.tokens - tail
+            if budget is not None and budget < 1:
+                raise ParameterError(f"budget.tokens={self.budget.tokens} leaves no visual token after the {tail} fixed token(s).")
+            out.append(TokenInput(
+                # selectors compute in float32; pure pruning still gathers the model's own tensors
+                tokens=vt.grid.detach().float(), allotment=allot, budget=budget, attention=att[i], cls_attention=cls[i],
+                timestamps=pv.group_timestamps, downscale=pv.group_downscale,
+            ))
+        return out
+
+    # ------------------------------------------------------------------ the route
+    def prepare(
+        self,
+        videos: VideoInput | Sequence[VideoInput],
+        prompts: str | Sequence[str],
+        *,
+        fps: float | None = None,
+    ) -> dict[str, Any]:
+        """The exact keyword arguments for ``model.generate`` (and ``model(**kw)``).
+
+        videos: one video or a list (path, :class:`Frames` or uint8 ``[T, H, W, 3]``; ``fps``
+        applies to arrays/Frames without a known rate). prompts: one per video.
+        On transformers 4.x (``self.legacy``) the kwargs are valid inside
+        ``self.generation_context()`` (which :meth:`generate` enters).
+        """
+        videos_l, prompts_l = self._as_batch(videos, prompts)
+        st = Stats()
+        prepared = [self.select_frames(v, p, fps) for v, p in zip(videos_l, prompts_l)]
+        # features: candidate frames' descriptors (frame encoder); decode: the chosen frames
+        st.timings["features"] = sum(pv.timings.get("features", 0.0) for pv in prepared)
+        st.timings["decode"] = sum(pv.timings.get("decode", 0.0) for pv in prepared)
+        st.timings["select"] = sum(pv.selection.timings.get("select", 0.0) for pv in prepared if pv.selection)
+        texts = [self.text_for(p) for p in prompts_l]
+        t1 = time.perf_counter()
+        inputs = self.process(texts, prepared)
+        layers, want_cls = self._wanted_layers()
+        with torch.no_grad():
+            if layers or want_cls:
+                with self.capture_tower_stats(layers, want_cls) as stats:
+                    enc, vids = self.encode(inputs)
+            else:
+                stats = None
+                enc, vids = self.encode(inputs)
+        st.timings["encode"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        sels = [self.token_selector.select(ti) for ti in self._token_inputs(vids, prepared, stats)]
+        kw = self._assemble(inputs, enc, vids, sels)
+        st.timings["select"] += time.perf_counter() - t2
+        st.frames = [int(np.unique(pv.frames.indices).size) for pv in prepared]
+        st.frame_indices = [pv.frames.indices.tolist() for pv in prepared]
+        st.original_tokens = [vt.num_tokens for vt in vids]
+        st.tokens = [s.total + int(vt.tail.shape[0]) for s, vt in zip(sels, vids)]
+        self.last_stats = st
+        self._last_selections = sels
+        return kw
+
+    def _as_batch(self, videos: Any, prompts: Any) -> tuple[list[Any], list[str]]:
+        single = isinstance(prompts, str)
+        if single:
+            videos_l, prompts_l = [videos], [prompts]
+        else:
+            videos_l, prompts_l = list(videos), list(prompts)
+        if len(videos_l) != len(prompts_l) or not videos_l:
+            raise ParameterError(
+                f"Give one prompt per video: got {len(videos_l)} video(s) and {len(prompts_l)} prompt(s)."
+            )
+        return videos_l, prompts_l
+
+    def _assemble(self, inputs: dict[str, Any], enc: Any, vids: list[VideoTokens],
+                  sels: list[TokenSelection]) -> dict[str, Any]:
+        ids, att = inputs["input_ids"], inputs["attention_mask"]
+        pos = self.original_positions(inputs)
+        keeps, feats = [], []
+        for vt, s in zip(vids, sels):
+            f, h, w, _ = vt.grid.shape
+            grid_keep = torch.zeros(f * h * w, dtype=torch.bool)
+            for i, idx in enumerate(s.index):
+                grid_keep[i * h * w + idx.cpu()] = True
+            tail = vt.tail
+            keeps.append(torch.cat([grid_keep, torch.ones(tail.shape[0], dtype=torch.bool)]))
+            kept = torch.cat([x.reshape(-1, vt.grid.shape[-1]) for x in s.gather(vt.grid)] or [vt.grid[:0, 0, 0]])
+            feats.append(torch.cat([kept.to(vt.grid.dtype), tail.to(vt.grid.device, vt.grid.dtype)]))
+        keep_seq = torch.ones_like(ids, dtype=torch.bool)
+        vmask = ids == self.video_token_id
+        for b in range(ids.shape[0]):
+            where = torch.nonzero(vmask[b]).squeeze(1)
+            if where.numel() != keeps[b].numel():
+                raise AdapterError(
+                    f"Row {b} has {where.numel()} video placeholders but its video has {keeps[b].numel()} tokens; "
+                    "one video per prompt is supported."
+                )
+            keep_seq[b, where] = keeps[b].to(ids.device)
+        rows = [torch.nonzero(att[b].bool() & keep_seq[b]).squeeze(1) for b in range(ids.shape[0])]
+        length = max(int(r.numel()) for r in rows)
+        pad_id = self.processor.tokenizer.pad_token_id
+        new_ids = torch.full((ids.shape[0], length), pad_id if pad_id is not None else 0, dtype=ids.dtype)
+        new_att = torch.zeros((ids.shape[0], length), dtype=att.dtype)
+        tt = inputs.get("mm_token_type_ids")
+        new_tt = None if tt is None else torch.zeros((ids.shape[0], length), dtype=tt.dtype)
+        new_pos = torch.zeros(pos.shape[:-1] + (length,), dtype=pos.dtype)
+        for b, r in enumerate(rows):
+            off = length - int(r.numel())
+            new_ids[b, off:] = ids[b, r]
+            new_att[b, off:] = 1
+            if new_tt is not None and tt is not None:
+                new_tt[b, off:] = tt[b, r]
+            new_pos[..., b, off:] = pos[..., b, r]
+        text_row = (new_att.long().cumsum(-1) - 1).masked_fill(new_att == 0, 0)
+        if self.mrope:
+            new_pos[0] = text_row
+            vis = new_pos[1:]
+            delta = torch.stack([vis[:, b, new_att[b].bool()].max() + 1 - new_att[b].sum() for b in range(len(rows))])
+            self._rope_deltas = delta.reshape(-1, 1)
+        elif self.positions == "compact":
+            new_pos = text_row
+        out: dict[str, Any] = {"input_ids": new_ids, "attention_mask": new_att, "position_ids": new_pos}
+        if new_tt is not None:
+            out["mm_token_type_ids"] = new_tt
+        if self.legacy:
+            return self.legacy_kwargs(inputs, out, feats, keeps)
+        out["mm_encoder_outputs"] = {"video": self.pruned_output(enc, feats, keeps)}
+        return out
+
+    # ------------------------------------------------------------------ transformers 4.x
+    def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
+                      keeps: list[torch.Tensor]) -> dict[str, Any]:
+        """Generate kwargs for transformers 4.x (models without ``mm_encoder_outputs``).
+
+        They are only valid inside :meth:`legacy_context` (``generate`` enters it); a family
+        that has no 4.x route raises.
+        """
+        raise AdapterError(
+            f"{type(self).__name__} has no route for this transformers version (no mm_encoder_outputs); "
+            "install transformers>=5."
+        )
+
+    @contextlib.contextmanager
+    def legacy_context(self) -> Iterator[None]:
+        yield
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        videos: VideoInput | Sequence[VideoInput],
+        prompts: str | Sequence[str],
+        *,
+        fps: float | None = None,
+        skip_special_tokens: bool = True,
+        return_ids: bool = False,
+        **generate_kwargs: Any,
+    ) -> Any:
+        """Answer ``prompts`` about ``videos`` (one or a batch). Returns str or list[str]
+        (``num_return_sequences`` answers per video, in order); ``return_ids=True`` returns the
+        generated token ids ``[B*n, new]`` instead. Any ``model.generate`` keyword works."""
+        single = isinstance(prompts, str)
+        dev = self._device()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        t0 = time.perf_counter()
+        kw = self.prepare(videos, prompts, fps=fps)
+        st = self.last_stats
+        kw = _to_device(kw, dev)
+        timer = _FirstTokenTimer()
+        from transformers import LogitsProcessorList
+
+        lp = LogitsProcessorList(generate_kwargs.pop("logits_processor", None) or [])
+        lp.insert(0, timer)  # type: ignore[arg-type]
+        t1 = time.perf_counter()
+        with self.generation_context():
+            out = self.model.generate(**kw, logits_processor=lp, **generate_kwargs)
+        t2 = time.perf_counter()
+        seqs = out.sequences if hasattr(out, "sequences") else out
+        st.timings["prefill"] = (timer.first or t2) - t1
+        st.timings["generate"] = t2 - (timer.first or t1)
+        st.timings["time_to_first_token"] = (timer.first or t2) - t0
+        st.timings["total"] = t2 - t0
+        if dev.type == "cuda":
+            st.peak_memory_bytes, st.peak_memory_kind = int(torch.cuda.max_memory_allocated(dev)), "cuda_max_allocated"
+        else:
+            st.peak_memory_bytes, st.peak_memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"
+        new = seqs[:, kw["input_ids"].shape[1]:]
+        if return_ids:
+            return new
+        texts = self.processor.batch_decode(new, skip_special_tokens=skip_special_tokens)
+        return texts[0] if single and len(texts) == 1 else texts
+
+    @contextlib.contextmanager
+    def generation_context(self) -> Iterator[None]:
+        """Sets Qwen's ``rope_deltas`` for the pruned rows (restored afterwards); on
+        transformers 4.x, enters :meth:`legacy_context`."""
+        inner = getattr(self.model, "model", None)
+        if self.legacy:
+            with self.legacy_context():
+                yield
+        elif self.mrope and inner is not None and hasattr(inner, "rope_deltas"):
+            old = inner.rope_deltas
+            inner.rope_deltas = self._rope_deltas.to(self._device())
+            try:
+                yield
+            finally:
+                inner.rope_deltas = old
+        else:
+            yield
+
+    def _device(self) -> torch.device:
+        try:
+            return next(self.model.parameters()).device
+        except StopIteration:  # pragma: no cover
+            return torch.device("cpu")
+
+    # ------------------------------------------------------------------ text-only generation
+    def generate_text(self, prompts: str | Sequence[str], **generate_kwargs: Any) -> Any:
+        """Text-only generation with the wrapped model (e.g. QuoTA's query decoupling)."""
+        single = isinstance(prompts, str)
+        plist = [prompts] if single else list(prompts)
+        tmpl = getattr(self.processor, "chat_template", None)
+        texts = [
+            str(self.processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": p}]}],
+                                                   add_generation_prompt=True, tokenize=False)) if tmpl else p
+            for p in plist
+        ]
+        tok = self.processor.tokenizer
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True)
+        finally:
+            tok.padding_side = side
+        enc = _to_device(dict(enc), self._device())
+        enc.pop("token_type_ids", None)
+        out = self.model.generate(**enc, **generate_kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        res = self.processor.batch_decode(new, skip_special_tokens=True)
+        return res[0] if single else res
+
+
+def _to_device(obj: Any, dev: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(dev)
+    if type(obj) is not dict and hasattr(obj, "keys") and hasattr(obj, "__setitem__"):  # a ModelOutput
+        for k in list(obj.keys()):
+            obj[k] = _to_device(obj[k], dev)
+        return obj
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, dev) for v in obj)
+    return obj
+
+
+def accepts(fn: Any, name: str) -> bool:
+    """Whether callable ``fn`` takes a parameter called ``name`` (feature detection)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def ceil_half(x: int) -> int:
+    return math.ceil(x / 2)

@@ -1,0 +1,179 @@
+"""LLaVA-OneVision adapter (also LLaVA-Video checkpoints, which use the same HF class).
+
+Token grid: ``get_video_features`` returns per video ``[F * h' * w' + 1, D]``: each frame's
+projected SigLIP grid bilinearly pooled to ``ceil(h/2) x ceil(w/2)`` (27x27 -> 14x14 = 196 for
+the reference models), then ONE newline token at the end of the video. The newline is always
+kept and counts toward ``budget.tokens``.
+
+Pruned features are handed over as ``pooler_output`` of shape ``[N, 1, D]`` (one token per
+entry): the model flattens the first two dims, and generate's beam/sample expansion then
+groups the entries per video by the placeholder counts, which stays correct when videos in a
+batch keep different numbers of tokens (a ``[1, sum K, D]`` layout would be expanded wrongly).
+
+Positions are 1-D: ``positions="original"`` (default) gives each kept token its unpruned
+index; ``"compact"`` renumbers ``0..L'-1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vidsieve.registry import register_adapter
+
+from .base import PreparedVideo, VideoLLM, VideoTokens
+
+
+class LlavaVideoLLM(VideoLLM):
+    """Shared LLaVA-family logic: SigLIP/CLIP towers, 1-D positions, fixed-size frames."""
+
+    #: tokens after the frame grids in each video's placeholder run.
+    n_tail = 0
+
+    @property
+    def inner(self) -> Any:
+        return self.model.model
+
+    def default_text(self, prompt: str) -> str:
+        return f"<|im_start|>user\n{self.video_placeholder}\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+
+    def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
+        counts = {len(v.frames) for v in videos}
+        if len(counts) == 1:
+            return super().process(texts, videos)
+        # The processor stacks videos into one tensor; different frame counts are processed one
+        # by one and collated here (left padding).
+        parts = [super(LlavaVideoLLM, self).process([t], [v]) for t, v in zip(texts, videos)]
+        length = max(p["input_ids"].shape[1] for p in parts)
+        pad = self.processor.tokenizer.pad_token_id or 0
+        ids = torch.full((len(parts), length), pad, dtype=parts[0]["input_ids"].dtype)
+        att = torch.zeros((len(parts), length), dtype=parts[0]["attention_mask"].dtype)
+        for b, p in enumerate(parts):
+            n = p["input_ids"].shape[1]
+            ids[b, length - n:] = p["input_ids"][0]
+            att[b, length - n:] = p["attention_mask"][0]
+        return {"input_ids": ids, "attention_mask": att, "pixel_values_videos": [p["pixel_values_videos"] for p in parts]}
+
+    def _video_features(self, pv: torch.Tensor) -> Any:
+        return self.inner.get_video_features(pixel_values_videos=pv, return_dict=True)
+
+    def _legacy_features(self, pv: torch.Tensor) -> Any:
+        """transformers 4.x: ``get_video_features`` returns the frame grids only (OneVision's
+        newline is appended in ``forward``); append it here so the layout matches 5.x."""
+        cfg = self.model.config
+        res = self.inner.get_video_features(pixel_values=pv, vision_feature_layer=cfg.vision_feature_layer,
+                                            vision_feature_select_strategy=cfg.vision_feature_select_strategy)
+        per_video = [r.reshape(-1, r.shape[-1]) for r in res]
+        if self.n_tail:
+            nl = self.inner.image_newline
+            per_video = [torch.cat([v, nl[None].to(v.device, v.dtype)]) for v in per_video]
+        return SimpleNamespace(pooler_output=per_video)
+
+    def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
+                      keeps: list[torch.Tensor]) -> dict[str, Any]:
+        """transformers 4.x: the kept features are scattered into ``inputs_embeds`` here (the
+        model's own ``masked_scatter``); with ``positions="original"`` a forward pre-hook on the
+        language model (inside :meth:`legacy_context`) gives the prompt its original positions
+        and shifts each decode step's positions by the row's pruned count."""
+        dev = self._device()
+        ids, att = out["input_ids"], out["attention_mask"]
+        emb = self.model.get_input_embeddings()(ids.to(dev))
+        mask = (ids == self.video_token_id).to(dev)[..., None]
+        emb = emb.masked_scatter(mask, torch.cat(feats).to(dev, emb.dtype))
+        pos = out["position_ids"]
+        offset = torch.stack([pos[b, -1] - (att[b].sum() - 1) for b in range(ids.shape[0])])
+        self._legacy_state = {"pos": pos, "offset": offset}
+        return {"input_ids": ids, "inputs_embeds": emb, "attention_mask": att}
+
+    @contextlib.contextmanager
+    def legacy_context(self) -> Iterator[None]:
+        if self.positions != "original":
+            yield
+            return
+        st = self._legacy_state
+
+        def hook(module: Any, args: tuple, kwargs: dict) -> Any:
+            pos = kwargs.get("position_ids")
+            if pos is None:
+                return None
+            e = pos.shape[0] // st["pos"].shape[0]
+            if pos.shape[-1] == st["pos"].shape[-1]:  # the prompt
+                new = st["pos"].repeat_interleave(e, 0)
+            else:  # decode steps: 4.x numbers them attention_mask.cumsum - 1
+                new = pos + st["offset"].repeat_interleave(e, 0)[:, None].to(pos.device)
+            kwargs["position_ids"] = new.to(pos.device)
+            return args, kwargs
+
+        h = self.inner.language_model.register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            h.remove()
+
+    def _grid_side(self, n_per_frame: int) -> tuple[int, int]:
+        s = math.isqrt(n_per_frame)
+        return s, n_per_frame // s
+
+    def encode(self, inputs: dict[str, Any]) -> tuple[Any, list[VideoTokens]]:
+        dev = next(self.model.parameters()).device
+        pvs = inputs["pixel_values_videos"]
+        batches = [pvs] if isinstance(pvs, torch.Tensor) else list(pvs)
+        outs, vids = [], []
+        for pv in batches:
+            enc = self._legacy_features(pv.to(dev)) if self.legacy else self._video_features(pv.to(dev))
+            outs.append(enc)
+            frames = pv.shape[1]
+            for feat in enc.pooler_output:
+                body = feat[: feat.shape[0] - self.n_tail]
+                h, w = self._grid_side(body.shape[0] // frames)
+                vids.append(VideoTokens(grid=body.reshape(frames, h, w, feat.shape[-1]), tail=feat[body.shape[0]:]))
+        return outs, vids
+
+    def pruned_output(self, enc: Any, feats: list[torch.Tensor], keeps: list[torch.Tensor]) -> Any:
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        return BaseModelOutputWithPooling(pooler_output=torch.cat(feats)[:, None, :])
+
+    # ---- vision-tower statistics
+    def tower_modules(self) -> list[tuple[int, torch.nn.Module]]:
+        attn = [m for m in self.inner.vision_tower.modules() if hasattr(m, "q_proj") and hasattr(m, "k_proj")]
+        return list(enumerate(attn))
+
+    def _qk_from_call(self, module: Any, args: tuple, kwargs: dict) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        b, n, _ = hidden.shape
+        heads = module.num_heads
+        q = module.q_proj(hidden).reshape(b, n, heads, -1).transpose(1, 2)
+        k = module.k_proj(hidden).reshape(b, n, heads, -1).transpose(1, 2)
+        return [(q, k, float(module.scale))]
+
+    def _pool_stats(self, maps: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """``[F, side, side]`` tower-grid statistics -> ``[F, h*w]`` on the LLM grid."""
+        return F.interpolate(maps[:, None], size=(h, w), mode="bilinear")[:, 0].reshape(maps.shape[0], -1)
+
+    def tower_stats_to_grid(self, stats: list[torch.Tensor], vids: list[VideoTokens]) -> list[torch.Tensor]:
+        out, i = [], 0
+        drop = 1 if self.has_cls_token() else 0
+        for vt in vids:
+            f, h, w, _ = vt.grid.shape
+            rows = torch.stack(stats[i:i + f]).float()[:, drop:]
+            side = math.isqrt(rows.shape[1])
+            out.append(self._pool_stats(rows.reshape(f, side, side), h, w).to(vt.grid.device))
+            i += f
+        return out
+
+    def has_cls_token(self) -> bool:
+        return self.model.config.vision_config.model_type == "clip_vision_model"
+
+
+@register_adapter("llava_onevision", "LLaVA-OneVision / LLaVA-Video (LlavaOnevisionForConditionalGeneration)")
+class LlavaOnevisionVideoLLM(LlavaVideoLLM):
+    model_types = ("llava_onevision",)
+    processor_classes = ("LlavaOnevisionProcessor",)
+    n_tail = 1

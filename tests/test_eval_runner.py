@@ -1,0 +1,243 @@
+"""The runner: rows, error rows, metrics, resume after SIGKILL, sharding, CLI and reports.
+
+All with the deterministic fake answerer (real decoding, no model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vidsieve.eval.answerers import FakeAnswerer
+from vidsieve.eval.longvideobench import load_longvideobench
+from vidsieve.eval.metrics import compute_metrics
+from vidsieve.eval.miniature import make_miniature
+from vidsieve.eval.report import compare_runs
+from vidsieve.eval.runner import RowWriter, RunConfig, read_rows, run_questions
+from vidsieve.eval.videomme import load_videomme
+
+from vidsieve.errors import VidsieveError
+
+# every field that must not change between an interrupted and an uninterrupted run
+STABLE = ("id", "output", "parsed", "correct", "unparsed", "error", "frames", "prompt", "answer")
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_miniature(tmp_path_factory.mktemp("mini"), broken=True)
+
+
+def _cfg(bench: str, data: Path, out: Path, **kw: Any) -> RunConfig:
+    parser = "mcq" if bench == "videomme" else "legacy"
+    return RunConfig(benchmark=bench, data=str(data), model="fake", out=str(out), parser=parser, **kw)
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+
+
+def _stable(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(json.dumps(r.get(k), sort_keys=True) for k in STABLE) for r in rows]
+
+
+def _metrics_wo_timing(out: Path) -> dict[str, Any]:
+    m = json.loads((out / "metrics.json").read_text())
+    m.pop("timing")
+    return m
+
+
+def test_videomme_run_rows_errors_metrics(mini: dict[str, Path], tmp_path: Path) -> None:
+    qs = load_videomme(mini["videomme"])
+    out = tmp_path / "run"
+    m = run_questions(qs, FakeAnswerer(budget_frames=8), _cfg("videomme", mini["videomme"], out, subtitles=True),
+                      progress=False)
+    assert m is not None
+    rows = _rows(out)
+    assert [r["id"] for r in rows] == [q.qid for q in qs]
+    errs = [r for r in rows if r["error"]]
+    assert {r["video_id"] for r in errs} == {"vidmissing", "vidcorrupt"} and len(errs) == 6
+    assert any("VideoNotFoundError" in r["error"] for r in errs)
+    assert any("VideoDecodeError" in r["error"] for r in errs)
+    ok = [r for r in rows if not r["error"]]
+    assert all(r["num_frames"] == 8 and len(r["timestamps"]) == 8 for r in ok)
+    assert all(r["prompt"].startswith("This video's subtitles are listed below: \nNow the") for r in ok)
+    # metrics recomputed from the rows agree; accuracy counts errors and unparsed as wrong
+    assert m["n"] == 15 and m["errors"] == 6
+    assert m["correct"] == sum(r["correct"] for r in ok)
+    assert m["accuracy"] == pytest.approx(100 * m["correct"] / 15, abs=1e-3)
+    assert m["unparsed"] == sum(r["unparsed"] for r in ok)
+    assert sum(v["n"] for v in m["by"]["duration"].values()) == 15
+    assert set(m["by"]) == {"duration", "domain", "sub_category", "task_type"}
+    # per-video reuse: first question of each video decodes, the others reuse
+    assert m["timing"]["questions_without_reuse"] == 3 and m["timing"]["questions_with_reuse"] == 6
+    run = json.loads((out / "run.json").read_text())
+    for key in ("versions", "commit", "machine", "protocol", "answerer", "config"):
+        assert key in run
+    assert run["status"] == "finished" and run["protocol"]["parser"] == "mcq"
+    assert (out / "report.html").exists() and (out / "report.png").stat().st_size > 1000
+
+
+def test_subtitle_rules_and_parser_choice(mini: dict[str, Path], tmp_path: Path) -> None:
+    qs = load_videomme(mini["videomme"])[:3]
+    a = run_questions(qs, FakeAnswerer(budget_frames=2), _cfg("videomme", mini["videomme"], tmp_path / "a", subtitles=True),
+                      progress=False)
+    b = run_questions(qs, FakeAnswerer(budget_frames=2),
+                      _cfg("videomme", mini["videomme"], tmp_path / "b", subtitles=True, subtitle_rule="lmms-uniform"),
+                      progress=False)
+    assert a is not None and b is not None
+    pa, pb = _rows(tmp_path / "a")[0]["prompt"], _rows(tmp_path / "b")[0]["prompt"]
+    # two frames shown (first and last) -> two subtitle lines; lmms-uniform takes 32 positions
+    assert pa.count("Now the") == 2 and pb.count("Now the") > 2
+
+
+def test_lvb_conventions(mini: dict[str, Path], tmp_path: Path) -> None:
+    qs = load_longvideobench(mini["longvideobench"])
+    m = run_questions(qs, FakeAnswerer(budget_frames=4, accuracy=0.3),
+                      _cfg("longvideobench", mini["longvideobench"], tmp_path / "lvb", subtitles=True), progress=False)
+    assert m is not None
+    assert set(m["by"]) == {"duration_group", "question_category"}
+    assert list(m["by"]["duration_group"]) == ["15", "60", "600", "3600"]
+    rows = _rows(tmp_path / "lvb")
+    assert m["unparsed"] > 0  # the fake says "I cannot tell" sometimes
+    # seeded-random: unparsed rows get a per-question random letter; parsed rows unchanged
+    assert m["accuracy_seeded_random"] >= m["accuracy"]
+    again = compute_metrics(rows, benchmark="longvideobench", seed=0)
+    assert again["accuracy_seeded_random"] == m["accuracy_seeded_random"]
+    assert (compute_metrics(rows, benchmark="longvideobench", seed=0)["conventions"]["unparsed_wrong"]["accuracy"]
+            == m["accuracy"])
+
+
+def test_resume_refuses_other_settings(mini: dict[str, Path], tmp_path: Path) -> None:
+    qs = load_videomme(mini["videomme"])[:2]
+    out = tmp_path / "r"
+    run_questions(qs, FakeAnswerer(budget_frames=2), _cfg("videomme", mini["videomme"], out), progress=False)
+    with pytest.raises(VidsieveError, match="other settings.*budget_frames: 32 -> 5"):
+        run_questions(qs, FakeAnswerer(), _cfg("videomme", mini["videomme"], out, budget_frames=5), progress=False)
+
+
+def test_torn_line_is_dropped_and_repaired(tmp_path: Path) -> None:
+    p = tmp_path / "rows.0.jsonl"
+    w = RowWriter(p)
+    w.append({"id": "a", "x": 1})
+    w.close()
+    with open(p, "ab") as f:
+        f.write(b'{"id": "b", "x"')  # a write cut short by a kill
+    assert list(read_rows(tmp_path)) == ["a"]
+    w = RowWriter(p)  # repairs the tail before appending
+    w.append({"id": "b", "x": 2})
+    w.close()
+    assert read_rows(tmp_path) == {"a": {"id": "a", "x": 1}, "b": {"id": "b", "x": 2}}
+
+
+def _cli(args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "vidsieve.eval", *args, "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _count_lines(out: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in out.glob("rows.*.jsonl"))
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_resume_matches_uninterrupted(mini: dict[str, Path], tmp_path: Path) -> None:
+    args = ["videomme", "--data", str(mini["videomme"]), "--model", "fake:acc=0.6,delay=0.1",
+            "--budget-frames", "6", "--subtitles", "on"]
+    ref = tmp_path / "ref"  # the uninterrupted run, in-process (same deterministic answers)
+    run_questions(load_videomme(mini["videomme"]), FakeAnswerer(budget_frames=6, accuracy=0.6),
+                  _cfg("videomme", mini["videomme"], ref, subtitles=True, budget_frames=6), progress=False)
+    out = tmp_path / "killed"
+    for stop_at in (1, 5):  # kill twice at different points, then finish
+        p = _cli([*args, "--out", str(out)])
+        t0 = time.time()
+        while _count_lines(out) < stop_at and time.time() - t0 < 60 and p.poll() is None:
+            time.sleep(0.02)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        assert not (out / "results.jsonl").exists()
+        assert stop_at <= _count_lines(out) < 15
+    with open(out / "rows.0.jsonl", "ab") as f:  # and a torn last line, as a kill mid-write leaves
+        f.write(b'{"id": "001-')
+    p = _cli([*args, "--out", str(out)])
+    assert p.wait(60) == 0, p.stderr.read().decode()[-2000:] if p.stderr else ""
+    rows = _rows(out)
+    assert len(rows) == 15 and len({r["id"] for r in rows}) == 15
+    assert _stable(rows) == _stable(_rows(ref))
+    assert _metrics_wo_timing(out) == _metrics_wo_timing(ref)
+    assert len(json.loads((out / "run.json").read_text())["resumed_at"]) == 2
+
+
+@pytest.mark.timeout(120)
+def test_accelerate_two_process_sharding(mini: dict[str, Path], tmp_path: Path) -> None:
+    out, ref = tmp_path / "sharded", tmp_path / "single"
+    common = ["longvideobench", "--data", str(mini["longvideobench"]), "--model", "fake", "--budget-frames", "4"]
+    run_questions(load_longvideobench(mini["longvideobench"]), FakeAnswerer(budget_frames=4),
+                  _cfg("longvideobench", mini["longvideobench"], ref, budget_frames=4, max_new_tokens=32),
+                  progress=False)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29731",
+           "-m", "vidsieve.eval", *common, "--out", str(out), "--no-progress"]
+    r = subprocess.run(cmd, env=env, capture_output=True, timeout=110)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    shard_rows = {i: [json.loads(x) for x in (out / f"rows.{i}.jsonl").read_text().splitlines()] for i in (0, 1)}
+    assert shard_rows[0] and shard_rows[1]
+    vids0 = {r["video_id"] for r in shard_rows[0]}
+    vids1 = {r["video_id"] for r in shard_rows[1]}
+    assert not vids0 & vids1  # sharded by video
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    assert _stable(_rows(out)) == _stable(_rows(ref))
+    assert _metrics_wo_timing(out) == _metrics_wo_timing(ref)
+
+
+def test_cli_and_compare_report(mini: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidsieve.cli import main
+
+    runs = []
+    for bf in (2, 4):
+        out = tmp_path / f"bf{bf}"
+        rc = main(["eval", "videomme", "--data", str(mini["videomme"]), "--model", "fake", "--budget-frames",
+                   str(bf), "--budget-tokens", str(196 * bf), "--out", str(out), "--limit", "6", "--no-progress"])
+        assert rc == 0
+        runs.append(str(out))
+        assert json.loads((out / "metrics.json").read_text())["n"] == 6
+    assert "videomme: accuracy" in capsys.readouterr().out
+    rc = main(["eval", "report", *runs, "--out", str(tmp_path / "rep")])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "bf2" in table and "bf4" in table and "accuracy" in table
+    assert (tmp_path / "rep" / "accuracy_vs_tokens_videomme.png").stat().st_size > 1000
+    res = compare_runs(runs, tmp_path / "rep2")
+    assert [r["budget_tokens"] for r in res["rows"]] == [392, 784]
+    # user mistakes: one clear line, exit code 2
+    assert main(["eval", "videomme", "--data", str(tmp_path / "none"), "--model", "fake", "--out", str(tmp_path / "x")]) == 2
+    assert "Video-MME folder not found" in capsys.readouterr().err
+    assert main(["eval", "videomme", "--data", str(mini["videomme"]), "--model", "fake", "--out", str(tmp_path / "y"),
+                 "--parser", "nope"]) == 2
+    assert main(["eval", "report", str(tmp_path / "none")]) == 2
+
+
+def test_retry_errors_after_the_video_appears(mini: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "vm"
+    shutil.copytree(mini["videomme"], root)
+    qs = [q for q in load_videomme(root) if q.video_id in ("vid000", "vidmissing")]
+    out = tmp_path / "run"
+    cfg = _cfg("videomme", root, out, budget_frames=3)
+    m1 = run_questions(qs, FakeAnswerer(budget_frames=3), cfg, progress=False)
+    assert m1 is not None and m1["errors"] == 3
+    shutil.copy(root / "data" / "vid000.mp4", root / "data" / "vidmissing.mp4")
+    m2 = run_questions(qs, FakeAnswerer(budget_frames=3), cfg, progress=False)  # plain resume: kept
+    assert m2 is not None and m2["errors"] == 3
+    m3 = run_questions(qs, FakeAnswerer(budget_frames=3), cfg, progress=False, retry_errors=True)
+    assert m3 is not None and m3["errors"] == 0
+    rows = _rows(out)
+    assert len(rows) == 6 and all(r["error"] is None for r in rows)
