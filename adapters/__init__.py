@@ -11,9 +11,9 @@ from typing import Any
 
 from vidsieve.registry import ADAPTERS
 
-from .base import AdapterError, Stats, VideoLLM
+from .base import AdapterError, EncodeCache, PreparedVideo, Stats, VideoLLM
 
-__all__ = ["AdapterError", "Stats", "VideoLLM", "adapter_for", "wrap"]
+__all__ = ["AdapterError", "EncodeCache", "PreparedVideo", "Stats", "VideoLLM", "adapter_for", "wrap"]
 
 
 def adapter_for(model: Any) -> type[VideoLLM]:

@@ -66,7 +66,7 @@ from vidsieve.registry import create_encoder, create_selector, create_token_sele
 from vidsieve.tokens.base import TokenInput, TokenSelection, TokenSelector
 from vidsieve.types import Budget, Frames, Query, Selection
 
-VideoInput = Any  # a path, a Frames, or a uint8 [T, H, W, 3] array
+VideoInput = Any  # a path, a Frames, a uint8 [T, H, W, 3] array, or a PreparedVideo
 
 
 class AdapterError(VidsieveError, ValueError):
@@ -93,7 +93,21 @@ class VideoTokens:
 
 @dataclass
 class PreparedVideo:
-    """What frame selection produced for one video."""
+    """What frame selection produced for one video (:meth:`VideoLLM.select_frames`).
+
+    :meth:`VideoLLM.prepare` / :meth:`VideoLLM.generate` accept one wherever they accept a
+    video; frame selection and decoding are then skipped (the frames are fed as they are).
+
+    frames:           the ``K`` chosen frames, ``pixels`` uint8 ``[K, H, W, 3]``, their source
+                      ``indices`` ``[K]`` and ``timestamps`` ``[K]``; ``K`` is a whole number of
+                      temporal groups (Qwen: the last chosen frame repeated to an even count).
+    fps, total_frames: the source video's rate and length (for the processor's metadata).
+    selection:        the frame selector's :class:`Selection` (None for raw frames).
+    group_allotment / group_downscale / group_timestamps: per token-grid frame ``[K / g]``
+                      (``g`` = ``VideoLLM.temporal_group``), or None.
+    timings:          seconds spent producing it (``features``, ``decode``); a call given this
+                      object reports these (and the selection's ``select``) as its own.
+    """
 
     frames: Frames
     fps: float
@@ -112,6 +126,8 @@ class Stats:
     frames: distinct chosen frames per video (<= budget.frames); frame_indices: the source
     indices fed to the processor (Qwen: padded to whole pairs by repeating the last one).
     tokens: visual tokens fed per video; original_tokens: what the chosen frames cost unpruned.
+    prompt_tokens: per row, the prompt's length as fed to the LLM (text + kept visual tokens,
+    no padding). encode_reused: whether the vision tower was skipped (an :class:`EncodeCache`).
     timings (seconds): ``features`` (candidate descriptors for the frame selector), ``decode``
     (decoding the chosen frames), ``encode`` (processor + vision tower), ``select`` (frame +
     token selection), and after ``generate``: ``prefill`` (until the first logits),
@@ -124,6 +140,8 @@ class Stats:
     frame_indices: list[list[int]] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     original_tokens: list[int] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    encode_reused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: int | None = None
     peak_memory_kind: str = ""
@@ -134,10 +152,77 @@ class Stats:
             "frame_indices": [list(x) for x in self.frame_indices],
             "tokens": list(self.tokens),
             "original_tokens": list(self.original_tokens),
+            "prompt_tokens": list(self.prompt_tokens),
+            "encode_reused": self.encode_reused,
             "timings": dict(self.timings),
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_memory_kind": self.peak_memory_kind,
         }
+
+
+class EncodeCache:
+    """One vision-tower pass kept for reuse by later calls on the SAME prepared video(s).
+
+    Pass one as ``encode_cache=`` to :meth:`VideoLLM.prepare` / :meth:`VideoLLM.generate`
+    together with the :class:`PreparedVideo` objects that :meth:`VideoLLM.select_frames`
+    returned. While empty, the call runs the vision tower and fills it; once filled, a call
+    with the same PreparedVideo objects (the same objects, in the same order, frame indices
+    unchanged) on the same adapter skips the tower and reuses its output and the tower
+    statistics the token selector reads. Prompts may differ: the tower sees only the frames,
+    and token selectors see no prompt, so the result is bit-identical to running the tower
+    again. Anything else raises :class:`AdapterError` (clear the cache, or use a new one).
+
+    encoded: what :meth:`VideoLLM.encode` returned: the model's encoder output and per video a
+             :class:`VideoTokens` (``grid`` ``[F, h, w, D]``, ``tail`` ``[n_tail, D]``).
+    stats:   what :meth:`VideoLLM.capture_tower_stats` captured (``attention[layer]`` and
+             ``cls``: lists of ``[L]`` per chunk), or None when the token selector reads none.
+    """
+
+    encoded: tuple[Any, list[VideoTokens]] | None
+    stats: dict[str, Any] | None
+    # what the entry is valid for: the adapter, the prepared videos (held, so they are compared
+    # by identity safely), their frame indices, and the statistics the token selector asked for
+    _owner: Any
+    _videos: tuple[PreparedVideo, ...]
+    _indices: list[np.ndarray]
+    _wanted: tuple[tuple[int, ...], bool]
+
+    def __init__(self) -> None:
+        self.clear()
+
+    @property
+    def filled(self) -> bool:
+        return self.encoded is not None
+
+    def clear(self) -> None:
+        """Drop the stored pass (the next call fills the cache again)."""
+        self.encoded, self.stats = None, None
+        self._owner, self._videos, self._indices, self._wanted = None, (), [], ((), False)
+
+    def fill(self, owner: Any, videos: Sequence[PreparedVideo], wanted: tuple[tuple[int, ...], bool],
+             encoded: tuple[Any, list[VideoTokens]], stats: dict[str, Any] | None) -> None:
+        """Store one tower pass over ``videos`` (called by :meth:`VideoLLM.prepare`)."""
+        self.encoded, self.stats = encoded, stats
+        self._owner, self._videos, self._wanted = owner, tuple(videos), wanted
+        self._indices = [pv.frames.indices.copy() for pv in videos]
+
+    def check(self, owner: Any, videos: Sequence[PreparedVideo], wanted: tuple[tuple[int, ...], bool]) -> None:
+        """Raise :class:`AdapterError` unless the stored pass is valid for this call."""
+        if owner is not self._owner:
+            raise AdapterError("This EncodeCache was filled by another VideoLLM; use one cache per adapter.")
+        if len(videos) != len(self._videos) or any(a is not b for a, b in zip(videos, self._videos)):
+            raise AdapterError(
+                f"This EncodeCache holds the vision-tower output of other prepared video(s) "
+                f"({len(self._videos)} cached, {len(videos)} given); reuse is only valid for the same "
+                "PreparedVideo objects, in the same order. Call cache.clear() or use a new EncodeCache."
+            )
+        if any(not np.array_equal(pv.frames.indices, idx) for pv, idx in zip(videos, self._indices)):
+            raise AdapterError("The frames of a cached PreparedVideo changed since the EncodeCache was filled.")
+        if wanted != self._wanted:
+            raise AdapterError(
+                f"The token selector now reads tower statistics {wanted} but the EncodeCache holds "
+                f"{self._wanted}; use a new EncodeCache."
+            )
 
 
 def _attention_received(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
@@ -509,17 +594,26 @@ class VideoLLM:
         prompts: str | Sequence[str],
         *,
         fps: float | None = None,
+        encode_cache: EncodeCache | None = None,
     ) -> dict[str, Any]:
         """The exact keyword arguments for ``model.generate`` (and ``model(**kw)``).
 
-        videos: one video or a list (path, :class:`Frames` or uint8 ``[T, H, W, 3]``; ``fps``
+        videos: one video or a list (path, :class:`Frames`, uint8 ``[T, H, W, 3]``, or a
+        :class:`PreparedVideo` from :meth:`select_frames`, fed without selecting again; ``fps``
         applies to arrays/Frames without a known rate). prompts: one per video.
+        encode_cache: an :class:`EncodeCache` to fill (empty) or to reuse instead of running the
+        vision tower (filled); every video must then be a PreparedVideo.
         On transformers 4.x (``self.legacy``) the kwargs are valid inside
         ``self.generation_context()`` (which :meth:`generate` enters).
         """
         videos_l, prompts_l = self._as_batch(videos, prompts)
         st = Stats()
-        prepared = [self.select_frames(v, p, fps) for v, p in zip(videos_l, prompts_l)]
+        if encode_cache is not None and not all(isinstance(v, PreparedVideo) for v in videos_l):
+            raise ParameterError(
+                "encode_cache needs PreparedVideo inputs (from select_frames): the cached tower output "
+                "is only valid for the same chosen frames."
+            )
+        prepared = [self._prepared_video(v, p, fps) for v, p in zip(videos_l, prompts_l)]
         # features: candidate frames' descriptors (frame encoder); decode: the chosen frames
         st.timings["features"] = sum(pv.timings.get("features", 0.0) for pv in prepared)
         st.timings["decode"] = sum(pv.timings.get("decode", 0.0) for pv in prepared)
@@ -527,14 +621,8 @@ class VideoLLM:
         texts = [self.text_for(p) for p in prompts_l]
         t1 = time.perf_counter()
         inputs = self.process(texts, prepared)
-        layers, want_cls = self._wanted_layers()
-        with torch.no_grad():
-            if layers or want_cls:
-                with self.capture_tower_stats(layers, want_cls) as stats:
-                    enc, vids = self.encode(inputs)
-            else:
-                stats = None
-                enc, vids = self.encode(inputs)
+        st.encode_reused = encode_cache is not None and encode_cache.filled
+        enc, vids, stats = self._tower(inputs, prepared, encode_cache)
         st.timings["encode"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         sels = [self.token_selector.select(ti) for ti in self._token_inputs(vids, prepared, stats)]
@@ -544,9 +632,45 @@ class VideoLLM:
         st.frame_indices = [pv.frames.indices.tolist() for pv in prepared]
         st.original_tokens = [vt.num_tokens for vt in vids]
         st.tokens = [s.total + int(vt.tail.shape[0]) for s, vt in zip(sels, vids)]
+        n_in = inputs["attention_mask"].sum(-1).tolist()
+        st.prompt_tokens = [int(n) - o + t for n, o, t in zip(n_in, st.original_tokens, st.tokens)]
         self.last_stats = st
         self._last_selections = sels
         return kw
+
+    def _prepared_video(self, video: VideoInput, prompt: str, fps: float | None) -> PreparedVideo:
+        """``video`` itself if already a :class:`PreparedVideo`, else :meth:`select_frames`."""
+        if not isinstance(video, PreparedVideo):
+            return self.select_frames(video, prompt, fps)
+        if len(video.frames) % self.temporal_group:
+            raise ParameterError(
+                f"This PreparedVideo has {len(video.frames)} frames; {type(self).__name__} needs whole groups of "
+                f"{self.temporal_group}. Use the PreparedVideo that this adapter's select_frames returned."
+            )
+        return video
+
+    def _tower(self, inputs: dict[str, Any], prepared: list[PreparedVideo],
+               cache: EncodeCache | None) -> tuple[Any, list[VideoTokens], dict[str, Any] | None]:
+        """(encoder output, per-video tokens, tower statistics or None): run the vision tower once
+        (hooks capturing what the token selector reads), or replay a filled ``cache``."""
+        layers, want_cls = self._wanted_layers()
+        wanted = (tuple(layers), want_cls)
+        if cache is not None and cache.encoded is not None:
+            cache.check(self, prepared, wanted)
+            enc, vids = cache.encoded
+            if self.legacy:  # the 4.x Qwen route reads the current call's encoder output from here
+                self._legacy_enc = enc
+            return enc, vids, cache.stats
+        with torch.no_grad():
+            if layers or want_cls:
+                with self.capture_tower_stats(layers, want_cls) as stats:
+                    enc, vids = self.encode(inputs)
+            else:
+                stats = None
+                enc, vids = self.encode(inputs)
+        if cache is not None:
+            cache.fill(self, prepared, wanted, (enc, vids), stats)
+        return enc, vids, stats
 
     def _as_batch(self, videos: Any, prompts: Any) -> tuple[list[Any], list[str]]:
         single = isinstance(prompts, str)
@@ -639,19 +763,21 @@ class VideoLLM:
         prompts: str | Sequence[str],
         *,
         fps: float | None = None,
+        encode_cache: EncodeCache | None = None,
         skip_special_tokens: bool = True,
         return_ids: bool = False,
         **generate_kwargs: Any,
     ) -> Any:
         """Answer ``prompts`` about ``videos`` (one or a batch). Returns str or list[str]
         (``num_return_sequences`` answers per video, in order); ``return_ids=True`` returns the
-        generated token ids ``[B*n, new]`` instead. Any ``model.generate`` keyword works."""
+        generated token ids ``[B*n, new]`` instead. Any ``model.generate`` keyword works.
+        ``videos`` and ``encode_cache`` are as in :meth:`prepare`."""
         single = isinstance(prompts, str)
         dev = self._device()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         t0 = time.perf_counter()
-        kw = self.prepare(videos, prompts, fps=fps)
+        kw = self.prepare(videos, prompts, fps=fps, encode_cache=encode_cache)
         st = self.last_stats
         kw = _to_device(kw, dev)
         timer = _FirstTokenTimer()

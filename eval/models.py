@@ -14,9 +14,11 @@ Per-video reuse (``reuse=True``). Within one video's questions:
 
 * candidate features are computed once (the feature cache of :mod:`vidsieve.features`);
 * when the frame selector does not use the query, the chosen frames are selected and decoded
-  once, and the vision tower runs once (its output and the tower statistics token selectors
-  read are replayed for the later questions; token selectors see no query, so their output
-  is the same). Results are identical to answering from scratch (tested).
+  once (the :class:`~vidsieve.adapters.base.PreparedVideo` is passed to the adapter again),
+  and the vision tower runs once (an :class:`~vidsieve.adapters.base.EncodeCache` holds its
+  output and the tower statistics token selectors read for the later questions; token
+  selectors see no query, so their output is the same). Results are identical to answering
+  from scratch (tested).
 * with ``kv_reuse=True`` (``--kv-reuse``) and a query-free frame selector, the LLM's KV cache
   of the prompt up to the end of the video is prefilled once per video; each question prefills
   only its own text on a copy. Generated tokens are the same as a full prefill; logits agree up
@@ -25,11 +27,9 @@ Per-video reuse (``reuse=True``). Within one video's questions:
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from vidsieve.types import Budget
 
 from .answerers import Answer, AnswerRequest, FakeAnswerer
 from .questions import DatasetError
+
+if TYPE_CHECKING:
+    from vidsieve.adapters.base import EncodeCache, PreparedVideo
 
 
 def build_tiny(family: str = "qwen2_vl") -> tuple[Any, Any]:
@@ -123,94 +126,57 @@ class WrappedSession:
         self.owner = owner
         self.video = video
         self.meta = probe(video)
-        self._prepared: Any = None
-        self._tower: dict[str, Any] | None = None
-        self._unpruned_len: int | None = None
+        self._prepared: PreparedVideo | None = None
+        self._encode_cache: EncodeCache | None = None
         self._kv: tuple[Any, Any] | None = None
 
     @property
     def _query_free(self) -> bool:
         return not bool(getattr(self.owner.vlm.frame_selector, "uses_query", False))
 
-    @contextlib.contextmanager
-    def _reusing(self, prepared: Any, replay: bool) -> Iterator[None]:
-        """Route the wrapped model's frame selection (and, if ``replay``, its vision tower) to
-        this session's cached results for the duration of one ``generate``."""
-        vlm = self.owner.vlm
-        real_encode, real_capture = vlm.encode, vlm.capture_tower_stats
-        session = self
-
-        def select_frames(video: Any, prompt: str, fps: float | None = None) -> Any:
-            return prepared
-
-        def encode(inputs: dict[str, Any]) -> Any:
-            session._unpruned_len = int(inputs["input_ids"].shape[-1])
-            if replay and session._tower is not None:
-                return session._tower["encoded"]
-            out = real_encode(inputs)
-            if self.owner.reuse and self._query_free:
-                session._tower = {**(session._tower or {}), "encoded": out}
-            return out
-
-        @contextlib.contextmanager
-        def capture(layers: Any, want_cls: bool) -> Iterator[dict[str, Any]]:
-            if replay and session._tower is not None and "stats" in session._tower:
-                yield session._tower["stats"]
-                return
-            with real_capture(layers, want_cls) as store:
-                yield store
-            if self.owner.reuse and self._query_free:
-                session._tower = {**(session._tower or {}), "stats": store}
-
-        vlm.select_frames, vlm.encode, vlm.capture_tower_stats = select_frames, encode, capture
-        try:
-            yield
-        finally:
-            for name in ("select_frames", "encode", "capture_tower_stats"):
-                vars(vlm).pop(name, None)
-
     def answer(self, request: AnswerRequest) -> Answer:
+        from vidsieve.adapters.base import EncodeCache
+
         vlm = self.owner.vlm
         t0 = time.perf_counter()
         reused: list[str] = []
-        if self.owner.reuse and self._query_free and self._prepared is not None:
+        # frames and the vision tower are reused when the selection ignores the question
+        reuse = self.owner.reuse and self._query_free
+        if reuse and self._prepared is not None:
             prepared = self._prepared
             reused.append("frames")
         elif self.owner.uniform_over_all_frames is not None:
             prepared = self._uniform_over_all_frames(request.query)
-            if self.owner.reuse:
-                self._prepared = prepared
         else:
             prepared = vlm.select_frames(str(self.video), request.query)
-            if self.owner.reuse and self._query_free:
-                self._prepared = prepared
+        if reuse:
+            self._prepared = prepared
+            if self._encode_cache is None:
+                self._encode_cache = EncodeCache()
+            if self._encode_cache.filled:
+                reused.append("vision_tower")
+        cache = self._encode_cache if reuse else None
         t_sel = time.perf_counter() - t0
         fr = prepared.frames
         # the real (unpadded) chosen frames: Qwen pads odd counts by repeating the last one
         idx, first = np.unique(fr.indices, return_index=True)
         ts = fr.timestamps[first]
         prompt = request.build_prompt(ts)
-        replay = self.owner.reuse and self._query_free and self._tower is not None
-        if replay:
-            reused.append("vision_tower")
-        with self._reusing(prepared, replay):
-            if self.owner.kv_reuse and self.owner.reuse and self._query_free:
-                ids, kv_hit = self._generate_with_prefix_cache(prompt, request.max_new_tokens)
-                if kv_hit:
-                    reused.append("kv_prefix")
-            else:
-                ids = vlm.generate(str(self.video), prompt, max_new_tokens=request.max_new_tokens,
-                                   do_sample=False, num_beams=1, return_ids=True)
+        if self.owner.kv_reuse and reuse:
+            ids, kv_hit = self._generate_with_prefix_cache(prepared, prompt, request.max_new_tokens, cache)
+            if kv_hit:
+                reused.append("kv_prefix")
+        else:
+            ids = vlm.generate(prepared, prompt, encode_cache=cache, max_new_tokens=request.max_new_tokens,
+                               do_sample=False, num_beams=1, return_ids=True)
         st = vlm.last_stats
         text = vlm.processor.batch_decode(ids, skip_special_tokens=True)[0]
         # the adapter's own "decode" time is meaningless here: frames came from this session
         timings = {k: float(v) for k, v in st.timings.items() if k != "decode"}
         timings["select_frames"] = t_sel  # features + frame selection + decoding (0 if reused)
         timings["total"] = time.perf_counter() - t0
-        input_tokens = None
-        if self._unpruned_len is not None and st.tokens and st.original_tokens:
-            # prompt length as fed: unpruned length minus the visual tokens the selector dropped
-            input_tokens = self._unpruned_len - int(st.original_tokens[0]) + int(st.tokens[0])
+        # prompt length as fed: text tokens + the visual tokens the selector kept
+        input_tokens = int(st.prompt_tokens[0]) if st.prompt_tokens else None
         return Answer(
             text=text, prompt=prompt, frames=[int(i) for i in idx], timestamps=[float(t) for t in ts],
             visual_tokens=int(st.tokens[0]) if st.tokens else None,
@@ -219,7 +185,7 @@ class WrappedSession:
                     "peak_memory_bytes": st.peak_memory_bytes, "peak_memory_kind": st.peak_memory_kind},
         )
 
-    def _uniform_over_all_frames(self, query: str) -> Any:
+    def _uniform_over_all_frames(self, query: str) -> PreparedVideo:
         """lmms-eval's sampling: ``linspace(0, N-1, k)`` (or VLMEvalKit's centred rule) over ALL
         N frames of the file, not over the 1-fps candidates the adapter samples by default."""
         from vidsieve.decoding import decode_frames
@@ -234,9 +200,11 @@ class WrappedSession:
         # every decoded frame is kept: the wrapped uniform selector gets a budget >= their count
         return self.owner.vlm.select_frames(frames, query, fps=fps)
 
-    def _generate_with_prefix_cache(self, prompt: str, max_new_tokens: int) -> tuple[Any, bool]:
+    def _generate_with_prefix_cache(self, prepared: PreparedVideo, prompt: str, max_new_tokens: int,
+                                    encode_cache: EncodeCache | None) -> tuple[Any, bool]:
         """Greedy generation that reuses the LLM KV cache of the prompt up to the end of the
         video (identical for every question of this video when selection is query-free).
+        Returns (generated ids ``[1, new]``, whether the prefix cache was reused).
 
         The prefix is prefilled once with the video features; each question then prefills only
         its own text on a copy of that cache (no ``mm_encoder_outputs``: the suffix has no video
@@ -249,7 +217,7 @@ class WrappedSession:
 
         vlm = self.owner.vlm
         st_t0 = time.perf_counter()
-        kw = vlm.prepare(str(self.video), prompt)
+        kw = vlm.prepare(prepared, prompt, encode_cache=encode_cache)
         st = vlm.last_stats
         dev = next(vlm.model.parameters()).device
         ids = kw["input_ids"]
@@ -293,7 +261,7 @@ class WrappedSession:
 
     def close(self) -> None:
         self._prepared = None
-        self._tower = None
+        self._encode_cache = None
         self._kv = None
 
 
