@@ -324,6 +324,9 @@ def parse_fake_spec(name: str) -> dict[str, float]:
 
 def load_answerer(cfg: Any) -> Any:
     """The answerer a :class:`~vidsieve.eval.runner.RunConfig` asks for."""
+    from .runner import check_selectors
+
+    check_selectors(cfg)  # every entry point (CLI, accelerate, lmms-eval plugin) rejects bad names
     name = cfg.model
     if name == "fake" or name.startswith("fake:"):
         opts = parse_fake_spec(name)

@@ -83,6 +83,24 @@ class RunConfig:
         return {k: d[k] for k in PROTOCOL_KEYS}
 
 
+def check_selectors(cfg: RunConfig) -> None:
+    """Raise a clear error for an unknown ``frames``/``tokens`` name or a bad parameter.
+
+    Builds both selectors (cheap: ``__init__`` only validates) with the run's
+    ``selector_params`` / ``token_params``, so every model kind, the fake answerer included
+    (which ignores them), rejects what a real model would reject, before any model is loaded.
+    Raises :class:`~vidsieve.errors.UnknownNameError` (``"Unknown frame selector 'x'.
+    Available: ..."``) or :class:`~vidsieve.errors.ParameterError`.
+    """
+    from vidsieve.registry import create_selector, create_token_selector
+
+    frames = cfg.frames
+    if frames == "uniform" and cfg.uniform_rule == "centered":
+        frames = "uniform-centered"  # as load_answerer resolves it
+    create_selector(frames, **(cfg.extra.get("selector_params") or {}))
+    create_token_selector(cfg.tokens or "none", **(cfg.extra.get("token_params") or {}))
+
+
 # --------------------------------------------------------------------------------------------
 # Row files
 

@@ -79,3 +79,23 @@ def test_user_errors_are_one_line(args, msg, capsys, tmp_path):
 def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "vidsieve", "list", "uniform"], capture_output=True, text=True)
     assert r.returncode == 0 and "uniform" in r.stdout
+
+
+def test_bench_scripts_receive_their_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "kmeans", "--help"])
+    assert e.value.code == 0 and "--out" in capsys.readouterr().out
+
+
+def test_unknown_option_is_rejected_for_normal_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["info", str(EXAMPLE_VIDEO), "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc = main(["compare", str(EXAMPLE_VIDEO), "--out", str(afile), "--quiet", "--selectors", "uniform"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "vidsieve: error:" in err and "Traceback" not in err

@@ -82,3 +82,26 @@ class _DropsToken(TokenSelector):
 def test_token_checks_catch_broken_identity():
     with pytest.raises((AssertionError, ContractError)):
         check_token_selector(_DropsToken())
+
+
+class _GreedyTokens(FrameSelector):
+    name = "greedy-tokens-test"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, features, *, k, budget, query):
+        return SelectOutput(rows=np.arange(k), frame_tokens=np.full(k, 10**6))
+
+
+def test_contract_catches_token_overspend():
+    with pytest.raises(ContractError, match="token budget"):
+        _GreedyTokens().select(make_features_(), budget=vidsieve.Budget(frames=4, tokens=100))
+    with pytest.raises(ContractError):
+        check_selector(_GreedyTokens())
+
+
+def make_features_():
+    from vidsieve.testing import make_features
+
+    return make_features(t=10)

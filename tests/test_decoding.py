@@ -45,6 +45,9 @@ def test_sampling_by_fps_and_count(scene_video):
         sample_indices(m)
     with pytest.raises(ParameterError, match="'fps' parameter"):
         sample_indices(m, fps=0)
+    for bad in (0, -1):
+        with pytest.raises(ParameterError, match="'max_frames' parameter"):
+            sample_indices(m, fps=1.0, max_frames=bad)
 
 
 def test_missing_file(tmp_path):

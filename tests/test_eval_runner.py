@@ -241,3 +241,31 @@ def test_retry_errors_after_the_video_appears(mini: dict[str, Path], tmp_path: P
     assert m3 is not None and m3["errors"] == 0
     rows = _rows(out)
     assert len(rows) == 6 and all(r["error"] is None for r in rows)
+
+
+def test_cli_rejects_unknown_selector_names_for_every_model(mini: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The fake answerer ignores the selectors, yet an unknown name must fail as with a real model
+    (before any model is loaded or any row written), with the registry's message and exit code 2."""
+    import vidsieve
+    from vidsieve.cli import main
+
+    base = ["eval", "videomme", "--data", str(mini["videomme"]), "--limit", "1", "--no-progress"]
+    for model in ("fake", "fake:0.9", "tiny"):
+        out = tmp_path / model.replace(":", "_")
+        assert main([*base, "--model", model, "--out", str(out), "--frames", "nosuch"]) == 2
+        err = capsys.readouterr().err
+        assert "Unknown frame selector 'nosuch'. Available: " in err
+        assert ", ".join(vidsieve.list_selectors()) in err
+        assert main([*base, "--model", model, "--out", str(out), "--tokens", "nosuch"]) == 2
+        err = capsys.readouterr().err
+        assert "Unknown token selector 'nosuch'. Available: " in err
+        assert ", ".join(vidsieve.list_token_selectors()) in err
+        assert not out.exists()  # refused before the run folder was created
+    # a bad selector parameter is refused for the fake model too
+    assert main([*base, "--model", "fake", "--out", str(tmp_path / "p"), "--frames", "uniform",
+                 "--selector-params", '{"nosuch_param": 1}']) == 2
+    assert "unknown parameter" in capsys.readouterr().err
+    # known names still run with the fake model
+    assert main([*base, "--model", "fake", "--out", str(tmp_path / "ok"), "--frames", "ktv", "--tokens", "aot"]) == 0
+    assert "videomme: accuracy" in capsys.readouterr().out

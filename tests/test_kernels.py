@@ -291,6 +291,22 @@ def case_sinkhorn_marginals_half_wide() -> None:
     torch.testing.assert_close(got.plan.sum(1), b, atol=1e-6, rtol=0)
 
 
+def case_sinkhorn_unequal_totals_rejected() -> None:
+    """Forced Triton (the reference is forbidden in the worker): mismatched marginal totals
+    raise ParameterError before either backend runs."""
+    a = torch.full((2, 5), 0.2)
+    b = torch.full((2, 4), 0.25)
+    b[1] *= 0.4
+    # no pytest.raises here: its failure is a BaseException the worker would not record
+    try:
+        sinkhorn(torch.rand(2, 5, 4), a=a, b=b, backend="triton")
+    except ParameterError as e:
+        if "problem 1 has sum(a) = 1 and sum(b) = 0.4" not in str(e):
+            raise AssertionError(f"unexpected message: {e}") from e
+    else:
+        raise AssertionError("unequal marginal totals were accepted")
+
+
 INTERP_CASES: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
     "ktv-2x729x1152-fp32": (case_ktv, (2, 729, 1152, "float32")),
     "ktv-1x729x1152-bf16": (case_ktv, (1, 729, 1152, "bfloat16")),
@@ -307,6 +323,7 @@ INTERP_CASES: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
     "sinkhorn-masked-per_problem": (case_sinkhorn_masked, ("per_problem",)),
     "sinkhorn-masked-released": (case_sinkhorn_masked, ("released",)),
     "sinkhorn-marginals-fp16-N<M": (case_sinkhorn_marginals_half_wide, ()),
+    "sinkhorn-unequal-totals-rejected": (case_sinkhorn_unequal_totals_rejected, ()),
 }
 
 
@@ -547,6 +564,55 @@ def test_bad_backend_and_inputs_raise_clear_errors(fresh_log: None) -> None:
         sinkhorn(torch.rand(1, 3, 3), row_mask=torch.ones(1, 4, dtype=torch.bool))
     with pytest.raises(ParameterError, match="finite"):
         sinkhorn(torch.full((1, 2, 2), float("inf")))
+
+
+
+def test_sinkhorn_rejects_marginals_with_unequal_totals() -> None:
+    g = torch.Generator().manual_seed(21)
+    cost = torch.rand(3, 6, 5, generator=g)
+    a = torch.full((3, 6), 1 / 6)
+    b = torch.full((3, 5), 1 / 5)
+    b[2] *= 0.4  # the reviewer's case: totals 1.0 vs 0.4 silently gave a plan of mass 0.4
+    for fn in (sinkhorn, sinkhorn_result):
+        with pytest.raises(ParameterError, match=r"problem 2 has sum\(a\) = 1 and sum\(b\) = 0\.4"):
+            fn(cost, a=a, b=b, backend="torch")
+    # a given, b the default (total 1): a must total 1 too
+    with pytest.raises(ParameterError, match=r"sum\(a\) = 2 and sum\(b\) = 1"):
+        sinkhorn(cost, a=2 * a, backend="torch")
+    # totals are compared after masking: masking a row of a moves its mass out of the total
+    rm = torch.ones(3, 6, dtype=torch.bool)
+    rm[0, 0] = False
+    with pytest.raises(ParameterError, match=r"problem 0 has sum\(a\) = 0\.83"):
+        sinkhorn(cost, a=a, b=torch.full((3, 5), 1 / 5), row_mask=rm, backend="torch")
+    # every problem that differs is counted
+    with pytest.raises(ParameterError, match=r"3 of 3 problems differ"):
+        sinkhorn(cost, a=a, b=torch.full((3, 5), 0.5), backend="torch")
+    # within the relative 1e-4: accepted, and the plan has both marginals
+    b_ok = torch.full((3, 5), 1 / 5) * (1 + 5e-5)
+    plan = sinkhorn(cost.double(), a=a.double(), b=b_ok.double(), max_iter=5000, tol=1e-10, backend="torch")
+    torch.testing.assert_close(plan.sum(2), a.double(), atol=1e-4, rtol=0)
+    # equal non-unit totals are fine (scaled marginals give the scaled plan)
+    p1 = sinkhorn(cost.double(), max_iter=5000, tol=1e-12, backend="torch")
+    p3 = sinkhorn(cost.double(), a=3 * a.double(), b=torch.full((3, 5), 0.6, dtype=torch.float64),
+                  max_iter=5000, tol=1e-12, backend="torch")
+    torch.testing.assert_close(p3, 3 * p1, atol=1e-9, rtol=1e-6)
+
+
+def test_sinkhorn_rejects_bad_marginals_and_eps() -> None:
+    cost = torch.rand(1, 3, 2)
+    a, b = torch.full((1, 3), 1 / 3), torch.full((1, 2), 0.5)
+    bad_a = a.clone()
+    bad_a[0, 0] = -0.1
+    for kw in ({"a": bad_a}, {"b": torch.tensor([[float("nan"), 1.0]])},
+               {"a": torch.tensor([[float("inf"), 0.0, 0.0]])}):
+        with pytest.raises(ParameterError, match="finite and non-negative"):
+            sinkhorn(cost, **{"a": a, "b": b, **kw}, backend="torch")
+    for eps in (-0.1, 0.0, float("nan"), float("inf"), float("-inf"), "0.1", True, None):
+        with pytest.raises(ParameterError, match="'eps' parameter of sinkhorn must be a float > 0"):
+            sinkhorn(cost, eps=eps, backend="torch")  # type: ignore[arg-type]
+    # numpy scalars are accepted as floats
+    torch.testing.assert_close(sinkhorn(cost, eps=np.float32(0.5), backend="torch"),  # type: ignore[arg-type]
+                               sinkhorn(cost, eps=0.5, backend="torch"))
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--interp-worker":

@@ -68,3 +68,33 @@ def test_largest_remainder_proportional_and_capped():
     assert capped.tolist() == [4, 3, 3]
     assert largest_remainder(100, np.ones(3), cap=5).tolist() == [5, 5, 5]
     assert largest_remainder(3, np.zeros(4)).sum() == 3
+
+
+def test_largest_remainder_uncapped_many_items_and_negative_total():
+    assert largest_remainder(10, np.ones(7)).sum() == 10
+    assert largest_remainder(10, np.ones(5)).tolist() == [2, 2, 2, 2, 2]
+    with pytest.raises(ParameterError):
+        largest_remainder(-1, np.ones(3))
+
+
+def test_features_validate_indices_timestamps_and_fps():
+    emb = np.zeros((3, 2), np.float32)
+    with pytest.raises(ParameterError, match="strictly increasing"):
+        FrameFeatures(emb, np.array([0, 0, 1]), np.zeros(3))
+    with pytest.raises(ParameterError, match="strictly increasing"):
+        FrameFeatures(emb, np.array([2, 1, 3]), np.zeros(3))
+    with pytest.raises(ParameterError, match="finite"):
+        FrameFeatures(emb, np.arange(3), np.array([0.0, np.nan, 1.0]))
+    with pytest.raises(ParameterError, match="integers"):
+        FrameFeatures(emb, np.array([0.0, 1.0, 2.0]), np.zeros(3))
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ParameterError, match="'fps' parameter"):
+            FrameFeatures.from_array(emb, fps=bad)
+    f = FrameFeatures([[1.0, 2.0]], [0], [0.0])  # plain lists are accepted
+    assert f.embeddings.shape == (1, 2)
+
+
+@pytest.mark.parametrize("bad", [np.full(4, np.nan), np.zeros((2, 2)), np.zeros(0)])
+def test_query_embedding_validated(bad):
+    with pytest.raises(ParameterError, match="Query.embedding"):
+        Query(embedding=bad)

@@ -18,7 +18,6 @@ from vidsieve.selectors.f2c import (
     merge_clips,
     watershed_anchors,
 )
-from vidsieve.selectors.uniform import linspace_rows
 from vidsieve.testing import check_selector
 from vidsieve.types import Budget, FrameFeatures, Query
 
@@ -202,7 +201,8 @@ def test_query_free_modes() -> None:
     feats = FrameFeatures.from_array(x)
     s = F2CSelector().select(feats, budget=Budget(frames=20))
     assert s.scores is None and "flat" in s.extras["query_free"]
-    assert s.extras["anchors"].tolist() == linspace_rows(50, 5).tolist()
+    # anchors at the middles of 5 equal time bins: (i + 0.5) * 50 / 5
+    assert s.extras["anchors"].tolist() == [5, 15, 25, 35, 45]
     s2 = F2CSelector(query_free="distinctiveness").select(feats, budget=Budget(frames=20))
     assert s2.scores is not None and s2.scores.shape == (50,)
     assert "distinctiveness" in s2.extras["query_free"]

@@ -11,7 +11,6 @@ writes a CSV with machine, versions and shapes.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -19,7 +18,8 @@ import time
 from pathlib import Path
 
 from vidsieve.synth import Scene, make_scene_video
-from vidsieve.versions import environment
+
+from ._csv import write_csv
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -64,7 +64,7 @@ def measure(path: Path, mode: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="vidsieve bench decode-memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--minutes", default="1,60", help="video lengths in minutes (comma-separated)")
     ap.add_argument("--fps", type=float, default=10.0, help="source frame rate of the generated videos")
@@ -89,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                    "import_rss_mb": round(m["import_rss_mb"], 1), "generate_s": round(gen, 1)}
             rows.append(row)
             print(json.dumps(row))
-    env = environment()
-    csv_path = out / "decode_memory.csv"
-    with csv_path.open("w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=[*rows[0].keys(), "machine", "versions", "commit"])
-        wr.writeheader()
-        for r in rows:
-            wr.writerow({**r, "machine": json.dumps(env["machine"]), "versions": json.dumps(env["versions"]), "commit": env["commit"]})
+    csv_path = write_csv(rows, out / "decode_memory.csv")
     print(f"\n{'minutes':>8} {'mode':>9} {'frames':>8} {'frames/s':>9} {'peak RSS MB':>12} {'output MB':>10} {'working MB':>11}")
     for r in rows:
         print(f"{r['minutes']:>8g} {r['mode']:>9} {r['frames']:>8} {r['frames_per_s']:>9} {r['peak_rss_mb']:>12}"

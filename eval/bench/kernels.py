@@ -29,11 +29,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +45,11 @@ from vidsieve.kernels.sinkhorn import sinkhorn
 from vidsieve.kernels.sinkhorn.reference import prepare_marginals, sinkhorn_ref
 from vidsieve.kernels.token_scores import ktv_token_scores
 from vidsieve.kernels.token_scores.reference import ktv_token_scores_ref
+
+from vidsieve.devices import resolve_device
+from vidsieve.versions import git_commit, machine, package_versions
+
+from ._csv import write_csv
 
 #: Nominal HBM/GDDR bandwidth in GB/s by substring of the CUDA device name (first match wins).
 PEAK_GBS = (
@@ -237,19 +240,8 @@ def device_info(peak_override: float | None) -> tuple[str, float | None, str]:
     return name, cpu_copy_gbs(), "measured CPU copy bandwidth"
 
 
-def git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        return subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=False, timeout=10,
-        ).stdout.strip() or "unknown"  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap = argparse.ArgumentParser(prog="vidsieve bench kernels", description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="directory for kernels.csv")
     ap.add_argument("--shapes", nargs="+", default=["llava-ov", "qwen", "ktv"],
                     choices=["llava-ov", "qwen", "ktv"])  # fmt: skip
@@ -263,19 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak-gbs", type=float, default=None, help="device bandwidth for %% of peak")
     args = ap.parse_args(argv)
 
-    cuda = torch.cuda.is_available()
-    dev = "cuda" if cuda else "cpu"
+    dev = str(resolve_device("auto"))
+    cuda = dev == "cuda"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
         args.dtype or ("bf16" if cuda else "fp32")
     ]
     backends = ["torch"] + ([] if args.no_compile else ["compile"]) + (["triton"] if cuda else [])
     device, peak, peak_source = device_info(args.peak_gbs)
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = "not installed"
+    mach, vers, commit = machine(), package_versions(), git_commit()
+    triton_version = vers["triton"]
     print(f"device: {device}; torch {torch.__version__}; triton {triton_version}")
     if not cuda:
         print("No CUDA device: timing the PyTorch reference"
@@ -284,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     if peak:
         print(f"bandwidth reference: {peak:.1f} GB/s ({peak_source})")
 
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "kernels.csv"
     fields = [
         "op", "shape_set", "shape", "dtype", "backend", "median_ms", "p20_ms", "p80_ms", "min_ms", "calls",
@@ -292,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         "peak_source", "tflops", "compile_s", "device", "torch", "triton", "python", "commit",
         "note",
     ]  # fmt: skip
-    rows = []
+    # the same on every row, failed ones included
+    common = {"device": device, "torch": torch.__version__, "triton": triton_version,
+              "python": mach["python"], "commit": commit}  # fmt: skip
+    rows: list[dict[str, Any]] = []
     for case in make_cases(args.shapes, dev, dtype, args.small):
         base_ms = None
         print(
@@ -305,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 times = time_fn(case.run[backend], args.repeats, cuda, args.budget_s)
             except Exception as exc:  # report the failure as a row, keep benchmarking
                 print(f"  {case.op} [{case.shape}] {backend}: FAILED {type(exc).__name__}: {exc}")
-                rows.append({"op": case.op, "shape": case.shape, "backend": backend,
+                rows.append({"op": case.op, "shape": case.shape, "backend": backend, **common,
                              "note": f"failed: {type(exc).__name__}: {str(exc)[:200]}"})  # fmt: skip
                 continue
             first_s = time.perf_counter() - t0 - sum(times) / 1e3
@@ -333,11 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_source": peak_source,
                 "tflops": f"{case.flops / (med / 1e3) / 1e12:.3f}" if case.flops else "",
                 "compile_s": f"{first_s:.1f}" if backend == "compile" else "",
-                "device": device,
-                "torch": torch.__version__,
-                "triton": triton_version,
-                "python": platform.python_version(),
-                "commit": git_commit(),
+                **common,
                 "note": note,
             }
             rows.append(row)
@@ -347,11 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({row['pct_of_peak'] or '?'}%)  x{row['speedup_vs_torch'] or '1.00'}"
                 + (f"  (first call incl. compile {first_s:.1f} s)" if backend == "compile" else "")
             )
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    env = {"machine": mach, "versions": vers, "commit": commit}
+    write_csv([{f: r.get(f, "") for f in fields} for r in rows], path, env=env)
     print(f"wrote {path}")
     return 0
 

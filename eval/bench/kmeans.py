@@ -26,9 +26,7 @@ as the released baseline. Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -36,6 +34,9 @@ import numpy as np
 
 from vidsieve.selectors.ktv import KTVSelector
 from vidsieve.types import Budget, FrameFeatures
+from vidsieve.versions import git_commit, machine, package_versions
+
+from ._csv import write_csv
 
 #: name -> KTVSelector parameters; "released" is the baseline every other row is compared to.
 CONFIGS: dict[str, dict[str, object]] = {
@@ -87,7 +88,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="vidsieve bench kmeans", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="CSV path to write")
     ap.add_argument("--frames", type=int, default=3600, help="candidates T (1 fps: seconds)")
     ap.add_argument("--dims", type=int, default=1024)
@@ -98,12 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = ap.parse_args(argv)
 
-    import sklearn
+    import sklearn  # noqa: F401  (loaded first so threadpool_info sees its OpenMP runtime)
     import threadpoolctl
 
     threads = max((i.get("num_threads", 0) for i in threadpoolctl.threadpool_info()), default=0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f" cpus={os.cpu_count()} threads={threads}"
+    mach = {**machine(), "cpus": str(os.cpu_count()), "blas_threads": str(threads)}
+    vers = package_versions()
+    env = {"machine": mach, "versions": vers, "commit": git_commit()}
     names = ["released"] + [c for c in args.configs if c != "released"]
     rows_out = []
     for k in args.k:
@@ -142,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             r = results[name]
             med = float(np.median(r["t"]))
             row = {
-                "machine": machine, "load_at_start": round(load, 2), "python": platform.python_version(), "numpy": np.__version__,
-                "sklearn": sklearn.__version__, "T": args.frames, "D": args.dims, "k": k,
+                "load_at_start": round(load, 2), "python": mach["python"], "numpy": vers["numpy"],
+                "sklearn": vers["scikit-learn"], "T": args.frames, "D": args.dims, "k": k,
                 "videos": args.videos, "repeats": args.repeats, "config": name,
                 "params": repr(KTVSelector(**CONFIGS[name])),  # type: ignore[arg-type]
                 "median_s": round(med, 4), "p20_s": round(float(np.percentile(r["t"], 20)), 4),
@@ -160,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"x{row['speedup_vs_released']:6.2f}  jaccard {row['jaccard']:.3f}  "
                   f"dist {row['mean_dist_s']:6.2f}s  exact {row['exact']:.2f}  "
                   f"cost {row['coverage_cost_vs_released']:.4f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows_out[0]))
-        w.writeheader()
-        w.writerows(rows_out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_csv(rows_out, args.out, env=env)}")
     return 0
 
 

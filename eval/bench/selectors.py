@@ -64,7 +64,6 @@ input gets an error row (its message in ``error``), never a crash.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import json
 import math
@@ -82,6 +81,9 @@ from vidsieve.encoders.base import FrameEncoder
 from vidsieve.errors import ParameterError
 from vidsieve.synth import render_frame, write_video
 from vidsieve.types import Budget, FrameFeatures, Query
+from vidsieve.versions import git_commit, machine, package_versions
+
+from ._csv import write_csv
 
 #: frame budgets run by default.
 DEFAULT_BUDGETS: tuple[int, ...] = (8, 16, 32, 64)
@@ -662,8 +664,6 @@ def summarize(runs: list[dict[str, Any]], names: Sequence[str], budgets: Sequenc
 
 def run_metadata(cfg: BenchConfig, encoder: FrameEncoder, shapes: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:
     """Machine, versions, commit, seed and shapes recorded with every result."""
-    from vidsieve.versions import git_commit, machine, package_versions
-
     cands = shapes.get("candidates", [])
     vers = package_versions(("vidsieve", "numpy", "torch", "decord", "scikit-learn", "POT"))
     mach = machine()
@@ -698,16 +698,8 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    keys += [k for k in extra if k not in keys]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({**{k: _fmt(v) for k, v in r.items()}, **extra})
+def _write_csv(path: Path, rows: list[dict[str, Any]], extra: dict[str, Any], env: dict[str, Any]) -> None:
+    write_csv([{**{k: _fmt(v) for k, v in r.items()}, **extra} for r in rows], path, env=env)
 
 
 def _fmt(v: Any) -> Any:
@@ -721,9 +713,11 @@ def write_outputs(result: BenchResult, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"summary": out / "summary.csv", "runs": out / "runs.csv", "meta": out / "meta.json",
              "plot": out / "selectors.png"}
-    _write_csv(paths["summary"], result.summary, result.meta)
+    # the meta's own machine / commit columns win; versions and (in runs.csv) machine are added
+    env = {"machine": machine(), "versions": package_versions(), "commit": result.meta["commit"]}
+    _write_csv(paths["summary"], result.summary, result.meta, env)
     short = {k: result.meta[k] for k in ("commit", "seed", "encoder", "tolerance_s")}
-    _write_csv(paths["runs"], result.runs, short)
+    _write_csv(paths["runs"], result.runs, short, env)
     paths["meta"].write_text(json.dumps(result.meta, indent=2, default=str))
     plot_summary(result.summary, paths["plot"], title=_plot_title(result.meta))
     return paths

@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from collections.abc import Callable
@@ -35,6 +34,8 @@ from vidsieve.tokens.ktv_tokens import KTVTokenSelector
 from vidsieve.tokens.quota_assign import QuotaAssignSelector
 from vidsieve.tokens.resize import ResizeTokenSelector
 from vidsieve.versions import git_commit, machine, package_versions
+
+from ._csv import write_csv
 
 
 def make_input(frames: int, side: int, dim: int, keep: int, *, attention: bool, seed: int = 0) -> TokenInput:
@@ -61,7 +62,7 @@ def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[list[float], list[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="vidsieve bench token-stages", description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--side", type=int, default=27)
     ap.add_argument("--dim", type=int, default=1152)
@@ -86,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ("quota-assign bilinear", QuotaAssignSelector(), with_att),
         ("quota-assign tome", QuotaAssignSelector(assigner="tome"), with_att),
     ]
-    info = machine()
-    vers = package_versions()
-    commit = git_commit()
+    info, vers, commit = machine(), package_versions(), git_commit()
     rows = []
     base = None
     shape = f"{args.frames}x{args.side}x{args.side}x{args.dim}"
@@ -117,12 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{name:34s} median {med * 1e3:8.1f} ms  [p20 {p20 * 1e3:8.1f}, p80 {p80 * 1e3:8.1f}]"
               f"  cpu {row['cpu_median_s'] * 1e3:8.1f} ms  x{row['ratio_vs_resize']:<6}  tokens out {s.total}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {args.out}")
+    path = write_csv(rows, args.out, env={"machine": info, "versions": vers, "commit": commit})
+    print(f"wrote {path}")
     return 0
 
 

@@ -17,7 +17,6 @@ the same run. Writes a CSV with machine, versions and shapes.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -25,8 +24,11 @@ from typing import Any
 
 import torch
 
+from vidsieve.devices import resolve_device
 from vidsieve.types import Budget
 from vidsieve.versions import environment
+
+from ._csv import write_csv
 
 KEEP = (1.0, 0.5, 0.25, 0.1)
 STAGES = ("features", "decode", "encode", "select", "prefill")
@@ -40,8 +42,8 @@ def load(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
         return [(f, *FAMILIES[f](width=args.width, layers=args.layers, scale=args.scale)) for f in fams]
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if dev == "cuda" else torch.float32
+    dev = resolve_device("auto")
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     model: Any = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype)
     model = model.to(dev).eval()
     return [(args.model, model, AutoProcessor.from_pretrained(args.model))]
@@ -77,7 +79,7 @@ def run_case(model: Any, proc: Any, video: Any, budget: Budget, tokens: str, arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="vidsieve bench ttft", description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="tiny random models of all five families")
     ap.add_argument("--families", default="", help="comma-separated tiny families (default: all)")
     ap.add_argument("--model", default="", help="a hub id or local path (real weights)")
@@ -121,17 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"TTFT {r['time_to_first_token_s'] * 1e3:8.1f} ms (x{r['ttft_ratio']:.2f})  "
                   f"prefill {r['prefill_s'] * 1e3:7.1f} ms  features+select {(r['features_s'] + r['select_s']) * 1e3:6.1f} ms "
                   f"({r['selection_share_of_ttft']:.0%} of TTFT)  peak {r['peak_memory_mb']:.0f} MB")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"ttft-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    path = Path(args.out) / f"ttft-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     shape = {"frames": args.frames, "height": args.height, "width_px": args.width_px, "llm_width": args.width,
              "llm_layers": args.layers, "scale": args.scale, "threads": torch.get_num_threads(), "new_tokens": args.new_tokens, "repeats": args.repeats}
-    keys = list(out_rows[0]) + ["shape", "environment"]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in out_rows:
-            w.writerow({**r, "shape": shape, "environment": env})
+    write_csv([{**r, "shape": shape, "environment": env} for r in out_rows], path, env=env)
     print(f"wrote {path}")
     return 0
 

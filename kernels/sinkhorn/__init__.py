@@ -9,6 +9,7 @@ per problem), the PyTorch reference elsewhere; see :mod:`vidsieve.kernels._dispa
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -68,7 +69,7 @@ def sinkhorn_result(
             raise ParameterError(f"sinkhorn: all inputs must be on {cost.device}; got {v.device}.")
     if (
         isinstance(eps, bool)
-        or not isinstance(eps, (int, float))
+        or not isinstance(eps, numbers.Real)
         or not (math.isfinite(eps) and eps > 0)
     ):
         raise ParameterError(
@@ -78,7 +79,7 @@ def sinkhorn_result(
         raise ParameterError(
             f"The 'max_iter' parameter of sinkhorn must be an int >= 0. Got {max_iter!r} instead."
         )
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
         raise ParameterError(
             f"The 'tol' parameter of sinkhorn must be a float >= 0. Got {tol!r} instead."
         )
@@ -99,6 +100,7 @@ def sinkhorn_result(
         )
     use = choose_backend("sinkhorn", backend, cost)
     dtype = torch.float64 if (use == "torch" and cost.dtype == torch.float64) else torch.float32
+    # validates the marginals' totals (ParameterError) before either backend runs
     log_a, log_b = prepare_marginals(cost, a, b, row_mask, col_mask, dtype)
     if use == "torch":
         return sinkhorn_ref(cost, log_a, log_b, float(eps), max_iter, float(tol), stop)
@@ -132,8 +134,9 @@ def sinkhorn(
     """Entropic OT plans for a batch of small problems.
 
     cost:     float ``[B, N, M]`` (finite).
-    a, b:     marginals ``[B, N]`` / ``[B, M]`` (non-negative, equal totals), default uniform
-              over unmasked entries (total mass 1).
+    a, b:     marginals ``[B, N]`` / ``[B, M]`` (finite, non-negative; per problem and after
+              masking their totals must agree within a relative 1e-4, else ParameterError),
+              default uniform over unmasked entries (total mass 1).
     row_mask, col_mask: bool ``[B, N]`` / ``[B, M]``; False entries get zero mass.
     eps:      entropic regularisation (``K = exp(-C / eps)``; log domain, no underflow).
     max_iter: most scaling updates; tol and stop: see :mod:`.reference`.

@@ -29,6 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
+from vidsieve.errors import ParameterError
+
+#: relative tolerance on ``|sum(a) - sum(b)|`` per problem (after masking).
+MASS_RTOL = 1e-4
+
 
 @dataclass
 class SinkhornResult:
@@ -50,7 +55,13 @@ def prepare_marginals(
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log marginals ``[B, N]``, ``[B, M]`` with ``-inf`` on masked entries (and on every entry
-    of a problem that has no unmasked row or no unmasked column)."""
+    of a problem that has no unmasked row or no unmasked column).
+
+    User marginals must be finite and non-negative and, per problem and after masking, have
+    equal totals (within a relative :data:`MASS_RTOL`; a default marginal totals 1): Sinkhorn
+    cannot meet both otherwise and would silently return a plan with the column total.
+    Raises :class:`~vidsieve.errors.ParameterError`.
+    """
     bsz, n, m = cost.shape
     dev = cost.device
     rv = torch.ones(bsz, n, dtype=torch.bool, device=dev) if row_mask is None else row_mask.bool()
@@ -58,6 +69,9 @@ def prepare_marginals(
     both = rv.any(dim=1) & cv.any(dim=1)  # [B]
     rv = rv & both[:, None]
     cv = cv & both[:, None]
+    for name, v in (("a", a), ("b", b)):
+        if v is not None and (bool((v < 0).any()) or not bool(torch.isfinite(v).all())):
+            raise ParameterError(f"sinkhorn: {name} must be finite and non-negative.")
     if a is None:
         a_ = rv.to(dtype) / rv.sum(dim=1, keepdim=True).clamp_min(1).to(dtype)
     else:
@@ -66,7 +80,26 @@ def prepare_marginals(
         b_ = cv.to(dtype) / cv.sum(dim=1, keepdim=True).clamp_min(1).to(dtype)
     else:
         b_ = torch.where(cv, b.to(dtype), torch.zeros((), dtype=dtype, device=dev))
+    if a is not None or b is not None:
+        check_equal_totals(a_, b_)
     return torch.log(a_), torch.log(b_)
+
+
+def check_equal_totals(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Raise :class:`~vidsieve.errors.ParameterError` naming both totals of the first problem
+    whose masked marginals ``a`` ``[B, N]`` and ``b`` ``[B, M]`` differ in total by more than
+    :data:`MASS_RTOL` (relative to the larger)."""
+    sa, sb = a.double().sum(dim=1), b.double().sum(dim=1)
+    bad = (sa - sb).abs() > MASS_RTOL * torch.maximum(sa, sb)
+    if bool(bad.any()):
+        idx = torch.nonzero(bad).flatten().tolist()
+        i = idx[0]
+        more = f" ({len(idx)} of {a.shape[0]} problems differ)" if len(idx) > 1 else ""
+        raise ParameterError(
+            f"sinkhorn: the marginals a and b must have equal totals per problem (after masking); "
+            f"problem {i} has sum(a) = {float(sa[i]):.6g} and sum(b) = {float(sb[i]):.6g}{more}. "
+            "Rescale one of them (e.g. both to sum 1)."
+        )
 
 
 def sinkhorn_ref(

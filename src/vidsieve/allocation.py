@@ -22,7 +22,9 @@ def largest_remainder(total: int, weights: np.ndarray, cap: np.ndarray | int | N
     if np.any(~np.isfinite(w)) or np.any(w < 0):
         raise ParameterError("weights must be finite and >= 0.")
     n = w.size
-    caps = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64) if cap is None else np.broadcast_to(
+    if int(total) < 0:
+        raise ParameterError(f"total must be >= 0; got {total}.")
+    caps = np.full(n, int(total), dtype=np.int64) if cap is None else np.broadcast_to(
         np.asarray(cap, dtype=np.int64), (n,)
     ).copy()
     total = int(min(total, caps.sum()))

@@ -100,6 +100,8 @@ def run_compare(
     thumb_height: int = 96,
 ) -> CompareResult:
     """Run every (matching) registered frame selector on ``video`` and collect the results."""
+    names = _match(FRAME_SELECTORS.list(), selectors)  # name errors before any decoding
+    token_names = _match(TOKEN_SELECTORS.list(), token_selectors) if token_selectors else []
     stage: dict[str, float] = {}
     t0 = time.perf_counter()
     meta = probe(video, codec=True)
@@ -117,7 +119,6 @@ def run_compare(
                 f"The {enc.name!r} encoder cannot embed a {q.kind} query: query-aware selectors ran "
                 "query-free. Use an image query or --encoder hf with a CLIP/SigLIP model."
             )
-    names = _match(FRAME_SELECTORS.list(), selectors)
     sels: dict[str, Selection] = {}
     errors: dict[str, str] = {}
     warm = feats.subset(np.arange(min(len(feats), 4)))
@@ -138,7 +139,7 @@ def run_compare(
         if token_frames:
             base = sels[token_frames]
             tb = budget if budget.tokens is not None else Budget(frames=budget.frames, tokens=max(1, len(base) * _grid_size(feats) // 4))
-            for name in _match(TOKEN_SELECTORS.list(), token_selectors):
+            for name in token_names:
                 try:
                     tok_sels[name] = TOKEN_SELECTORS.create(name).select(token_input_from_features(feats, base, tb))
                 except VidsieveError as e:

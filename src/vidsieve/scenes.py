@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .configurable import Configurable
+from .devices import resolve_device
 from .errors import (
     EmptyInputError,
     ParameterError,
@@ -281,19 +282,12 @@ class TransNetV2SceneDetector(SceneDetector):
         self.device = device
         self._validate_params()
 
-    def _device(self) -> str:
-        if self.device is not None:
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
     def predict(self, video: str | Path, frame_ids: np.ndarray) -> np.ndarray:
         """Per-frame transition probability for ``frame_ids`` of ``video``: float32 ``[N]``."""
         import torch
 
         small = decode_small(video, frame_ids)  # bad paths fail before the model loads
-        model = load_transnetv2(self._device())
+        model = load_transnetv2(str(resolve_device(self.device, owner="TransNetV2SceneDetector")))
         with torch.inference_mode():
             single, _ = model.predict_frames(torch.from_numpy(small).to(model.device), quiet=True)
         return single.float().cpu().numpy().reshape(-1)

@@ -3,7 +3,8 @@
     from vidsieve.testing import check_selector
     check_selector(MySelector())
 
-Each check raises ``AssertionError`` with a message naming the selector and what failed.
+Each check raises ``AssertionError`` with a message naming the selector and what failed (or the
+:class:`~vidsieve.errors.ContractError` that ``select`` itself raises for a broken result).
 """
 
 from __future__ import annotations
@@ -43,17 +44,22 @@ def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3,
     """Run the frame-selector contract checks on ``selector`` (an instance)."""
     name = type(selector).__name__
     params_before = copy.deepcopy(selector.get_params())
+    cases = [(b, None) for b in budgets] + [(b, tok) for b in budgets for tok in (b * 50, max(b // 2, 1))]
     for t, query in ((48, None), (48, "q"), (37, "q"), (5, None)):
         feats = make_features(t=t, seed=t)
         q = _query_for(feats) if query else None
         emb_before = feats.embeddings.copy()
-        for b in budgets:
-            s1 = selector.select(feats, budget=Budget(frames=b), query=q)
-            s2 = selector.select(feats, budget=Budget(frames=b), query=q)
+        grid_before = None if feats.grid is None else feats.grid.copy()
+        ts_before = feats.timestamps.copy()
+        q_before = None if q is None or q.embedding is None else q.embedding.copy()
+        for b, tok in cases:
+            budget = Budget(frames=b, tokens=tok)
+            s1 = selector.select(feats, budget=budget, query=q)
+            s2 = selector.select(feats, budget=budget, query=q)
             k = min(b, t)
             n = len(s1)
             if selector.fills_budget and n != k:
-                raise _fail(selector, f"returned {n} frames for budget {b} and T={t}; expected {k}.")
+                raise _fail(selector, f"returned {n} frames for {budget} and T={t}; expected {k}.")
             if not 1 <= n <= k:
                 raise _fail(selector, f"returned {n} frames for budget {b} and T={t}.")
             idx = s1.indices
@@ -64,8 +70,13 @@ def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3,
             if not (np.array_equal(s1.indices, s2.indices) and _same_opt(s1.frame_tokens, s2.frame_tokens)
                     and _same_opt(s1.downscale, s2.downscale)):
                 raise _fail(selector, "two identical calls gave different selections (not deterministic).")
-            if not np.array_equal(feats.embeddings, emb_before):
+            if not (np.array_equal(feats.embeddings, emb_before) and np.array_equal(feats.timestamps, ts_before)
+                    and _same_opt(feats.grid, grid_before)):
                 raise _fail(selector, "select() mutated the input features.")
+            if q is not None and not _same_opt(q.embedding, q_before):
+                raise _fail(selector, "select() mutated the query embedding.")
+            if s1.frame_tokens is not None and tok is not None and int(s1.frame_tokens.sum()) > tok:
+                raise _fail(selector, f"per-frame tokens sum to {int(s1.frame_tokens.sum())} > budget {tok}.")
             if selector.get_params() != params_before:
                 raise _fail(selector, "select() changed the selector's parameters.")
             if s1.selector != selector.name:

@@ -108,11 +108,19 @@ class FrameFeatures:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("embeddings", "indices", "timestamps"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name)))
         if self.embeddings.ndim != 2:
             raise ParameterError(
                 f"FrameFeatures.embeddings must be 2-D [T, D]; got shape {tuple(self.embeddings.shape)}."
             )
         _check_indices(self.indices, self.timestamps, self.embeddings.shape[0], "FrameFeatures")
+        if self.indices.size and not np.issubdtype(self.indices.dtype, np.integer):
+            raise ParameterError(f"FrameFeatures.indices must be integers; got {self.indices.dtype}.")
+        if np.any(np.diff(self.indices) <= 0):
+            raise ParameterError("FrameFeatures.indices must be strictly increasing (sorted, unique).")
+        if not np.all(np.isfinite(self.timestamps)):
+            raise ParameterError("FrameFeatures.timestamps must be finite.")
         if self.grid is not None and (
             self.grid.ndim != 4 or self.grid.shape[0] != self.embeddings.shape[0]
         ):
@@ -129,6 +137,8 @@ class FrameFeatures:
         cls, embeddings: np.ndarray, fps: float = 1.0, grid: np.ndarray | None = None
     ) -> FrameFeatures:
         """Wrap a ``[T, D]`` array whose rows are consecutive frames at ``fps``."""
+        if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not np.isfinite(fps) or fps <= 0:
+            raise param_error("FrameFeatures.from_array", "fps", "a float > 0", fps)
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim != 2:
             raise ParameterError(f"embeddings must be 2-D [T, D]; got shape {emb.shape}.")
@@ -190,6 +200,13 @@ class Query:
     def __post_init__(self) -> None:
         if self.text is None and self.image is None and self.embedding is None:
             raise ParameterError("A Query needs text, an image or an embedding.")
+        if self.embedding is not None:
+            e = np.asarray(self.embedding)
+            if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.number) or not np.all(np.isfinite(e)):
+                raise ParameterError(
+                    f"Query.embedding must be a non-empty, finite 1-D vector [D]; got {e.dtype} {e.shape}."
+                )
+            object.__setattr__(self, "embedding", e)
         if self.image is not None and (
             self.image.ndim != 3 or self.image.shape[-1] != 3 or self.image.dtype != np.uint8
         ):
@@ -247,7 +264,11 @@ class Selection:
                 return [conv(v) for v in x]
             if isinstance(x, Path):
                 return str(x)
-            return x
+            if isinstance(x, np.bool_):
+                return bool(x)
+            if x is None or isinstance(x, (str, int, float, bool)):
+                return x
+            return repr(x)  # objects passed as parameters (scorers, callables): their repr
 
         return {
             "selector": self.selector,

@@ -27,7 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Sub-commands that forward to a script with its own parser (``vidsieve bench kernels
+    # --out X``) declare ``forward_args``; for every other command unknown options are errors.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "forward_args", False):
+            args.script_args = list(getattr(args, "script_args", [])) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -35,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except VidsieveError as e:  # user mistakes: one clear line, no traceback
         print(f"vidsieve: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable output dir, a file where a folder should be, ...
+        print(f"vidsieve: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vidsieve: interrupted", file=sys.stderr)

@@ -112,8 +112,7 @@ def _add_scripts(bsub: Any) -> None:
     for name, (module, help_text) in _SCRIPTS.items():
         p = bsub.add_parser(name, help=help_text, add_help=False,
                             description=f"{help_text}. Arguments are passed to python -m vidsieve.eval.bench.{module}.")
-        p.add_argument("script_args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_run_script(module))
+        p.set_defaults(func=_run_script(module), forward_args=True, script_args=[])
 
 
 def _run_script(module: str) -> Callable[[argparse.Namespace], int]:

@@ -124,7 +124,7 @@ def run_handler(args: argparse.Namespace) -> int:
     from vidsieve.eval.longvideobench import load_longvideobench
     from vidsieve.eval.models import load_answerer
     from vidsieve.eval.prompts import PROMPT_VARIANTS
-    from vidsieve.eval.runner import run_questions
+    from vidsieve.eval.runner import check_selectors, run_questions
     from vidsieve.eval.videomme import load_videomme
 
     cfg = config_from_args(args)
@@ -136,6 +136,7 @@ def run_handler(args: argparse.Namespace) -> int:
         v = getattr(cfg, name)
         if v is not None and v < 1 and not (name == "subtitle_frames" and v == -1):
             raise ParameterError(f"--{name.replace('_', '-')} must be >= 1. Got {v} instead.")
+    check_selectors(cfg)  # unknown --frames/--tokens names fail for every --model, fake included
     questions = load_videomme(cfg.data) if cfg.benchmark == "videomme" else load_longvideobench(cfg.data)
     answerer = load_answerer(cfg)
     metrics = run_questions(questions, answerer, cfg, progress=not args.no_progress, retry_errors=args.retry_errors)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import ParameterError, VidsieveError
 from ..params import Choice, Int, NoneValue, Str
 from ..registry import register_encoder
@@ -78,13 +79,9 @@ class HFEncoder(FrameEncoder):
         offline = self.local_files_only
         if offline is None:
             offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        dev = self.device
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ParameterError(f"HFEncoder: device {self.device!r} was asked for but CUDA is not available.")
+        dev = resolve_device(self.device, owner="HFEncoder")
         dt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(
-            self.dtype, torch.bfloat16 if dev.startswith("cuda") else torch.float32
+            self.dtype, torch.bfloat16 if dev.type == "cuda" else torch.float32
         )
         try:
             proc = AutoProcessor.from_pretrained(self.model, local_files_only=offline)

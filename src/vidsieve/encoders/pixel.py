@@ -43,9 +43,16 @@ class PixelEncoder(FrameEncoder):
     def dim(self) -> int:
         return 64 + self.lum_grid**2 + 64
 
+    #: frames encoded per vectorised step: bounds the float intermediates (~5 MB a frame).
+    step: int = 8
+
     def encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if pixels.ndim != 4 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
             raise ParameterError(f"PixelEncoder.encode expects uint8 [B, H, W, 3]; got {pixels.dtype} {pixels.shape}.")
+        parts = [self._encode(pixels[s : s + self.step]) for s in range(0, pixels.shape[0], self.step)]
+        return np.concatenate([e for e, _ in parts]), np.concatenate([g for _, g in parts])
+
+    def _encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b = pixels.shape[0]
         x = torch.from_numpy(np.array(pixels, copy=True)).permute(0, 3, 1, 2).float()  # [B,3,H,W]
         if x.shape[-2:] != (self.size, self.size):

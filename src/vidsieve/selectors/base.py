@@ -56,8 +56,9 @@ class FrameSelector(Configurable):
 
     #: whether the selector uses the query when given one.
     uses_query: bool = False
-    #: whether the selector always returns exactly ``min(budget.frames, T)`` frames. Only
-    #: rate-based rules (``uniform-fps``) may return fewer (at least one).
+    #: whether the selector always returns exactly ``min(budget.frames, T)`` frames. Selectors
+    #: whose frame count follows from a rate, the video's duration or the token budget
+    #: (``uniform-fps``, ``quota``, ``f2c``) set False and may return fewer (at least one).
     fills_budget: bool = True
 
     def select(
@@ -91,7 +92,7 @@ class FrameSelector(Configurable):
         out = self._select(features, k=k, budget=budget, query=q)
         elapsed = time.perf_counter() - start
         rows = np.asarray(out.rows, dtype=np.int64)
-        self._check_output(rows, out, k, t)
+        self._check_output(rows, out, k, t, budget)
         extras = dict(out.extras)
         if budget.frames >= t:
             extras["budget_clipped"] = True
@@ -116,7 +117,7 @@ class FrameSelector(Configurable):
         """Return ``k`` sorted unique rows in ``[0, len(features))``. ``1 <= k <= T``."""
         raise NotImplementedError
 
-    def _check_output(self, rows: np.ndarray, out: SelectOutput, k: int, t: int) -> None:
+    def _check_output(self, rows: np.ndarray, out: SelectOutput, k: int, t: int, budget: Budget) -> None:
         name = type(self).__name__
         n_ok = rows.shape[0] == k if self.fills_budget else 1 <= rows.shape[0] <= k
         if rows.ndim != 1 or not n_ok:
@@ -130,5 +131,15 @@ class FrameSelector(Configurable):
             arr = getattr(out, attr)
             if arr is not None and np.asarray(arr).shape != (n,):
                 raise ContractError(f"{name}: {attr} must have shape ({n},).")
+        if out.frame_tokens is not None:
+            ft = np.asarray(out.frame_tokens)
+            if np.any(ft < 0):
+                raise ContractError(f"{name}: negative per-frame token allotment {ft.tolist()}.")
+            if budget.tokens is not None and int(ft.sum()) > budget.tokens:
+                raise ContractError(
+                    f"{name}: per-frame allotments sum to {int(ft.sum())} > the token budget {budget.tokens}."
+                )
+        if out.downscale is not None and np.any(~(np.asarray(out.downscale, dtype=np.float64) >= 1.0)):
+            raise ContractError(f"{name}: downscale factors must be >= 1.")
         if out.scores is not None and np.asarray(out.scores).shape != (t,):
             raise ContractError(f"{name}: scores must have shape ({t},) (one per candidate).")

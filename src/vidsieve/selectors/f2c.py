@@ -264,7 +264,8 @@ class F2CSelector(FrameSelector):
         scores: np.ndarray | None
         if rel is None and self.query_free == "flat":
             r = np.zeros(t)
-            anchors = linspace_rows(t, a_target)
+            # the middles of a_target equal time bins (linspace would put one anchor on frame 0)
+            anchors = np.unique(((np.arange(a_target) + 0.5) * t / a_target).astype(np.int64))
             n_cand = int(anchors.size)
             scores = None
             extras["query_free"] = "flat relevance: evenly spaced anchors"

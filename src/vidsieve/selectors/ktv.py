@@ -73,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from ..allocation import largest_remainder
 from ..params import Choice, Int, NoneValue
 from ..registry import register_selector
 from ..relevance import query_relevance
@@ -268,4 +269,6 @@ class KTVSelector(FrameSelector):
             values, rule = ladder
             return values[rank], rule
         per = min(tokens // k, self.tokens_per_frame)
+        if per == 0:  # fewer tokens than frames: one token each to the first `tokens` frames
+            return largest_remainder(tokens, np.ones(k), cap=1), "equal"
         return np.full(k, per, dtype=np.int64), "equal"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..errors import ParameterError
 from ..params import Choice, Int, NoneValue, Str
 from ..peek_model import PeekStudent, StudentConfig, init_student, load_student
@@ -77,16 +78,9 @@ class PeekSelector(FrameSelector):
         self.device = device
         self._validate_params()
 
-    def _device(self) -> str:
-        if self.device is not None:
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
     def student(self, input_dim: int) -> PeekStudent:
         """The student that scores ``input_dim``-wide features (loaded once, then cached)."""
-        dev = self._device()
+        dev = str(resolve_device(self.device, owner="PeekSelector"))
         if self.checkpoint is None:
             return _cached_untrained(int(input_dim), int(self.seed), dev)
         p = Path(self.checkpoint).expanduser()

@@ -30,6 +30,38 @@ import torch
 from ..allocation import largest_remainder
 from ..configurable import Configurable
 from ..errors import ContractError, EmptyInputError, ParameterError
+from ..params import Int, NoneValue, check_param
+
+
+def _short(a: np.ndarray) -> str:
+    """A value for an error message: the entries of a small array, else its shape and dtype."""
+    return repr(a.tolist()) if a.size <= 16 else f"an array of shape {a.shape} and dtype {a.dtype}"
+
+
+def check_allotment(allotment: Any, num_frames: int) -> None:
+    """Raise :class:`ParameterError` unless ``allotment`` is ``[F]`` non-negative whole numbers
+    (an integer dtype, or floats that are whole numbers; bools and non-finite values refused)."""
+    expected = f"non-negative integers of shape ({num_frames},)"
+    try:
+        a = np.asarray(allotment)
+    except (TypeError, ValueError):  # ragged nested lists, ...
+        raise ParameterError(
+            f"The 'allotment' parameter of TokenInput must be {expected}. Got {allotment!r} instead."
+        ) from None
+    if a.shape != (num_frames,):
+        raise ParameterError(
+            f"The 'allotment' parameter of TokenInput must be {expected}. Got shape {a.shape} instead."
+        )
+    if np.issubdtype(a.dtype, np.integer):
+        ok = bool(np.all(a >= 0))
+    elif np.issubdtype(a.dtype, np.floating):
+        ok = bool(np.all(np.isfinite(a)) and np.all(a >= 0) and np.all(a == np.floor(a)))
+    else:  # bool, object, str, complex, ...
+        ok = False
+    if not ok:
+        raise ParameterError(
+            f"The 'allotment' parameter of TokenInput must be {expected}. Got {_short(a)} instead."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,14 +187,15 @@ class TokenSelector(Configurable):
             )
         if tok.shape[0] == 0 or tok.shape[1] * tok.shape[2] == 0:
             raise EmptyInputError(f"{type(self).__name__} got no tokens (shape {tuple(tok.shape)}).")
-        if inputs.budget is not None and (isinstance(inputs.budget, bool) or int(inputs.budget) < 1):
-            raise ParameterError(f"The token budget must be an int >= 1. Got {inputs.budget!r} instead.")
+        check_param("TokenInput", "budget", inputs.budget, [Int(ge=1), NoneValue()])
         if inputs.allotment is not None:
-            a = np.asarray(inputs.allotment)
-            if a.shape != (tok.shape[0],) or np.any(a < 0):
-                raise ParameterError(
-                    f"allotment must be non-negative ints of shape ({tok.shape[0]},); got {a.shape}."
-                )
+            check_allotment(inputs.allotment, int(tok.shape[0]))
+        if not bool(torch.isfinite(tok).all()):
+            bad = int((~torch.isfinite(tok)).flatten(1).any(dim=1).nonzero()[0, 0])
+            raise ParameterError(
+                f"TokenInput.tokens must be finite; frame {bad} has NaN or inf values "
+                "(check the vision tower's dtype / overflow)."
+            )
         allot = inputs.resolved_allotment()
         start = time.perf_counter()
         out = self._select(inputs, allot)
