@@ -779,7 +779,7 @@ class VideoLLM:
         t0 = time.perf_counter()
         kw = self.prepare(videos, prompts, fps=fps, encode_cache=encode_cache)
         st = self.last_stats
-        kw = _to_device(kw, dev)
+        kw = to_device(kw, dev)
         timer = _FirstTokenTimer()
         from transformers import LogitsProcessorList
 
@@ -846,7 +846,7 @@ class VideoLLM:
             enc = tok(texts, return_tensors="pt", padding=True)
         finally:
             tok.padding_side = side
-        enc = _to_device(dict(enc), self._device())
+        enc = to_device(dict(enc), self._device())
         enc.pop("token_type_ids", None)
         out = self.model.generate(**enc, **generate_kwargs)
         new = out[:, enc["input_ids"].shape[1]:]
@@ -854,17 +854,18 @@ class VideoLLM:
         return res[0] if single else res
 
 
-def _to_device(obj: Any, dev: torch.device) -> Any:
+def to_device(obj: Any, dev: torch.device) -> Any:
+    """Move tensors in nested dicts/lists/ModelOutputs to ``dev`` (ModelOutputs in place)."""
     if isinstance(obj, torch.Tensor):
         return obj.to(dev)
     if type(obj) is not dict and hasattr(obj, "keys") and hasattr(obj, "__setitem__"):  # a ModelOutput
         for k in list(obj.keys()):
-            obj[k] = _to_device(obj[k], dev)
+            obj[k] = to_device(obj[k], dev)
         return obj
     if isinstance(obj, dict):
-        return {k: _to_device(v, dev) for k, v in obj.items()}
+        return {k: to_device(v, dev) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, dev) for v in obj)
+        return type(obj)(to_device(v, dev) for v in obj)
     return obj
 
 

@@ -18,7 +18,7 @@ import torch
 from vidsieve.errors import ParameterError
 from vidsieve.types import FrameFeatures, Frames
 
-from .base import VideoLLM, _to_device
+from .base import VideoLLM, to_device
 
 
 class FrameAsker:
@@ -74,7 +74,7 @@ class FrameAsker:
                 inputs = self.vlm.processor(text=[text] * len(batch), images=batch, return_tensors="pt", padding=True)
             finally:
                 tok.padding_side = side
-            inputs = _to_device(dict(inputs), self.vlm._device())
+            inputs = to_device(dict(inputs), self.vlm._device())
             with torch.no_grad():
                 logits = self.vlm.model(**inputs, logits_to_keep=1).logits[:, -1].float()
             out[start:start + len(batch)] = torch.softmax(logits, dim=-1)[:, aid].cpu().numpy()

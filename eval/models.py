@@ -101,22 +101,6 @@ class _FirstToken:
         return scores
 
 
-def _to_device(obj: Any, dev: Any) -> Any:
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.to(dev)
-    if type(obj) is not dict and hasattr(obj, "keys") and hasattr(obj, "__setitem__"):  # ModelOutput
-        for k in list(obj.keys()):
-            obj[k] = _to_device(obj[k], dev)
-        return obj
-    if isinstance(obj, dict):
-        return {k: _to_device(v, dev) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, dev) for v in obj)
-    return obj
-
-
 class WrappedSession:
     """One video's questions through a :class:`vidsieve.adapters.VideoLLM`."""
 
@@ -214,6 +198,7 @@ class WrappedSession:
         import inspect
 
         import torch
+        from vidsieve.adapters.base import to_device
 
         vlm = self.owner.vlm
         st_t0 = time.perf_counter()
@@ -233,7 +218,7 @@ class WrappedSession:
         if not hit:
             pre = {k: (v[..., :plen] if k in cut else v) for k, v in kw.items()}
             with torch.no_grad(), vlm.generation_context():
-                out = vlm.model(**_to_device(pre, dev), use_cache=True)
+                out = vlm.model(**to_device(pre, dev), use_cache=True)
             new_cache = getattr(out, "cache", None) or out.past_key_values
             self._kv = (ids[:, :plen].clone(), new_cache)
         prefix_cache = self._kv[1] if self._kv is not None else None
@@ -245,7 +230,7 @@ class WrappedSession:
         cache_kw = "cache" if "cache" in inspect.signature(vlm.model.forward).parameters else "past_key_values"
         with torch.no_grad(), vlm.generation_context():
             seqs = vlm.model.generate(
-                **_to_device(kw, dev), **{cache_kw: copy.deepcopy(prefix_cache)},
+                **to_device(kw, dev), **{cache_kw: copy.deepcopy(prefix_cache)},
                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                 logits_processor=LogitsProcessorList([timer]),
             )
