@@ -66,7 +66,7 @@ def measure(path: Path, mode: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vidsieve bench decode-memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench-out")
-    ap.add_argument("--minutes", default="1,60", help="video lengths in minutes (comma-separated)")
+    ap.add_argument("--minutes", default="1,10,60", help="video lengths in minutes (comma-separated)")
     ap.add_argument("--fps", type=float, default=10.0, help="source frame rate of the generated videos")
     ap.add_argument("--size", default="180x320", help="HxW of the generated videos")
     ap.add_argument("--modes", default="features,decode", help="features (1-fps candidates + encode) and/or decode (every frame)")
