@@ -160,9 +160,11 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
         )
         desc = esc(FRAME_SELECTORS.describe().get(n, ""))
         params = esc(", ".join(f"{k}={v!r}" for k, v in s.params.items()) or "defaults")
+        warn = s.extras.get("warning")
+        warn_html = f'<br><span class=warn>{esc(str(warn))}</span>' if warn else ""
         rows.append(
-            f"<tr><td><b>{esc(n)}</b><br><small>{desc}</small><br><code>{params}</code><br>"
-            f"{s.timings['select'] * 1e3:.2f} ms · {len(s)} frames</td><td class=strip>{cells}</td></tr>"
+            f"<tr><td class=name><b>{esc(n)}</b><br><small>{desc}</small><br><code>{params}</code><br>"
+            f"{s.timings['select'] * 1e3:.2f} ms · {len(s)} frames{warn_html}</td><td class=strip>{cells}</td></tr>"
         )
     for n, imgs in _token_overlays(result).items():
         ts = result.token_selections[n]
@@ -171,7 +173,7 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
             for im, c in zip(imgs, ts.counts)
         )
         rows.append(
-            f"<tr><td><b>tokens: {esc(n)}</b><br><small>on the frames of {esc(result.token_frames)}</small><br>"
+            f"<tr><td class=name><b>tokens: {esc(n)}</b><br><small>on the frames of {esc(result.token_frames)}</small><br>"
             f"{ts.total} kept · {ts.timings.get('select', 0) * 1e3:.2f} ms</td><td class=strip>{cells}</td></tr>"
         )
     errs = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in result.errors.items())
@@ -181,9 +183,9 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
     png_link = '<p><a href="report.png">report.png</a> · <a href="selections.json">selections.json</a></p>' if png is not None else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vidsieve compare: {esc(m.path)}</title>
 <style>body{{font-family:sans-serif;margin:20px;color:#222}} table{{border-collapse:collapse}}
-td{{border-bottom:1px solid #eee;padding:6px;vertical-align:top}} td.strip{{white-space:nowrap;overflow-x:auto;max-width:1100px}}
+td{{border-bottom:1px solid #eee;padding:6px;vertical-align:top}} td.strip{{white-space:nowrap;overflow-x:auto;max-width:1200px}}
 figure{{display:inline-block;margin:0 4px 0 0;text-align:center}} figcaption{{font-size:11px;color:#444}}
-img{{height:90px;border-radius:3px}} code{{font-size:11px}} .meta td{{border:none;padding:2px 12px 2px 0}}</style></head><body>
+img{{height:80px;border-radius:3px}} td.name{{width:260px;min-width:260px}} .warn{{color:#b00;font-size:12px}} code{{font-size:11px}} .meta td{{border:none;padding:2px 12px 2px 0}}</style></head><body>
 <h1>vidsieve compare</h1>
 <table class=meta><tr><td>video</td><td>{esc(m.path)}</td></tr><tr><td>duration</td><td>{m.duration:.2f} s · {m.num_frames} frames · {m.fps:.3g} fps · {m.width}x{m.height} · {esc(m.codec)}</td></tr>
 <tr><td>query</td><td>{q}</td></tr><tr><td>budget</td><td>{result.budget.frames} frames{'' if result.budget.tokens is None else f', {result.budget.tokens} tokens'}</td></tr>
