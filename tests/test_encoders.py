@@ -100,3 +100,11 @@ def test_hf_encoder_offline_missing_model_is_a_clear_error(tmp_path):
     enc = create_encoder("hf", model=str(tmp_path / "no-such-model"), local_files_only=True)
     with pytest.raises(VidsieveError, match="Could not load"):
         enc.encode(np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_pixel_encoder_restores_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    PixelEncoder().encode(np.zeros((9, 32, 32, 3), np.uint8))
+    assert torch.get_num_threads() == before

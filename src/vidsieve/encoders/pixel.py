@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,7 +52,8 @@ class PixelEncoder(FrameEncoder):
     def encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if pixels.ndim != 4 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
             raise ParameterError(f"PixelEncoder.encode expects uint8 [B, H, W, 3]; got {pixels.dtype} {pixels.shape}.")
-        parts = [self._encode(pixels[s : s + self.step]) for s in range(0, pixels.shape[0], self.step)]
+        with _torch_threads(1):
+            parts = [self._encode(pixels[s : s + self.step]) for s in range(0, pixels.shape[0], self.step)]
         return np.concatenate([e for e, _ in parts]), np.concatenate([g for _, g in parts])
 
     def _encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +90,25 @@ class PixelEncoder(FrameEncoder):
         sub = F.pixel_unshuffle(sub, 2)  # [B,4,g,g]
         out = torch.cat([mean - 0.5, std, gx * 4, gy * 4, sub - 0.5], dim=1)  # [B,12,g,g]
         return out.permute(0, 2, 3, 1).contiguous()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch's CPU ops on ``n`` threads inside the block, then restore the setting.
+
+    The descriptor is many small ops per frame: on one thread it ran 1.7x faster than on two
+    here, and per-thread allocator arenas stopped inflating peak RSS on long videos (60-min
+    video: 701 vs 902 MB; 1-min: 622 MB).
+    """
+    before = torch.get_num_threads()
+    if before == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
