@@ -24,6 +24,26 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _load_tile(ptr, i_b, i_h, o_r, o_d, m_r, m_d, stride_b, stride_h, stride_l, stride_d, UPCAST: tl.constexpr):
+    """Rows ``o_r`` of one (batch, head) slice: a ``[BLOCK, BLOCK_D]`` tile, zero-padded."""
+    p = ptr + i_b * stride_b + i_h * stride_h + o_r[:, None] * stride_l + o_d[None, :] * stride_d
+    b = tl.load(p, mask=m_r[:, None] & m_d[None, :], other=0.0)
+    if UPCAST:
+        b = b.to(tl.float32)
+    return b
+
+
+@triton.jit
+def _scaled_scores(b_q, b_k, qk_scale, IEEE: tl.constexpr):
+    """``q k^T * qk_scale`` for a ``[BLOCK_M, BLOCK_D]`` x ``[BLOCK_N, BLOCK_D]`` tile pair."""
+    if IEEE:
+        b_s = tl.dot(b_q, tl.trans(b_k), input_precision="ieee")  # [BLOCK_M, BLOCK_N]
+    else:
+        b_s = tl.dot(b_q, tl.trans(b_k))
+    return b_s * qk_scale
+
+
+@triton.jit
 def _attn_row_lse_kernel(
     q_ptr,
     k_ptr,
@@ -46,6 +66,7 @@ def _attn_row_lse_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
+    """Pass 1: per query row, log2-sum-exp2 of its scaled scores over all keys."""
     i_m = tl.program_id(0)
     i_bh = tl.program_id(1).to(tl.int64)
     i_b = i_bh // H
@@ -54,36 +75,14 @@ def _attn_row_lse_kernel(
     o_d = tl.arange(0, BLOCK_D).to(tl.int64)
     m_m = o_m < L
     m_d = o_d < d
-    p_q = (
-        q_ptr
-        + i_b * stride_qb
-        + i_h * stride_qh
-        + o_m[:, None] * stride_ql
-        + o_d[None, :] * stride_qd
-    )
-    b_q = tl.load(p_q, mask=m_m[:, None] & m_d[None, :], other=0.0)  # [BLOCK_M, BLOCK_D]
-    if UPCAST:
-        b_q = b_q.to(tl.float32)
+    b_q = _load_tile(q_ptr, i_b, i_h, o_m, o_d, m_m, m_d, stride_qb, stride_qh, stride_ql, stride_qd, UPCAST)
     b_max = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     b_sum = tl.zeros([BLOCK_M], dtype=tl.float32)
     for n0 in range(0, L, BLOCK_N):
         o_n = n0 + tl.arange(0, BLOCK_N).to(tl.int64)
         m_n = o_n < L
-        p_k = (
-            k_ptr
-            + i_b * stride_kb
-            + i_h * stride_kh
-            + o_n[:, None] * stride_kl
-            + o_d[None, :] * stride_kd
-        )
-        b_k = tl.load(p_k, mask=m_n[:, None] & m_d[None, :], other=0.0)  # [BLOCK_N, BLOCK_D]
-        if UPCAST:
-            b_k = b_k.to(tl.float32)
-        if IEEE:
-            b_s = tl.dot(b_q, tl.trans(b_k), input_precision="ieee")  # [BLOCK_M, BLOCK_N]
-        else:
-            b_s = tl.dot(b_q, tl.trans(b_k))
-        b_s = tl.where(m_n[None, :], b_s * qk_scale, float("-inf"))
+        b_k = _load_tile(k_ptr, i_b, i_h, o_n, o_d, m_n, m_d, stride_kb, stride_kh, stride_kl, stride_kd, UPCAST)
+        b_s = tl.where(m_n[None, :], _scaled_scores(b_q, b_k, qk_scale, IEEE), float("-inf"))
         b_new = tl.maximum(b_max, tl.max(b_s, axis=1))  # finite: every block has a valid key
         b_sum = b_sum * tl.exp2(b_max - b_new) + tl.sum(tl.exp2(b_s - b_new[:, None]), axis=1)
         b_max = b_new
@@ -114,6 +113,7 @@ def _attn_col_sum_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
+    """Pass 2: per key column, the sum over query rows of its softmax probability."""
     i_n = tl.program_id(0)
     i_bh = tl.program_id(1).to(tl.int64)
     i_b = i_bh // H
@@ -122,37 +122,15 @@ def _attn_col_sum_kernel(
     o_d = tl.arange(0, BLOCK_D).to(tl.int64)
     m_n = o_n < L
     m_d = o_d < d
-    p_k = (
-        k_ptr
-        + i_b * stride_kb
-        + i_h * stride_kh
-        + o_n[:, None] * stride_kl
-        + o_d[None, :] * stride_kd
-    )
-    b_k = tl.load(p_k, mask=m_n[:, None] & m_d[None, :], other=0.0)  # [BLOCK_N, BLOCK_D]
-    if UPCAST:
-        b_k = b_k.to(tl.float32)
+    b_k = _load_tile(k_ptr, i_b, i_h, o_n, o_d, m_n, m_d, stride_kb, stride_kh, stride_kl, stride_kd, UPCAST)
     b_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
     for m0 in range(0, L, BLOCK_M):
         o_m = m0 + tl.arange(0, BLOCK_M).to(tl.int64)
         m_m = o_m < L
-        p_q = (
-            q_ptr
-            + i_b * stride_qb
-            + i_h * stride_qh
-            + o_m[:, None] * stride_ql
-            + o_d[None, :] * stride_qd
-        )
-        b_q = tl.load(p_q, mask=m_m[:, None] & m_d[None, :], other=0.0)  # [BLOCK_M, BLOCK_D]
-        if UPCAST:
-            b_q = b_q.to(tl.float32)
+        b_q = _load_tile(q_ptr, i_b, i_h, o_m, o_d, m_m, m_d, stride_qb, stride_qh, stride_ql, stride_qd, UPCAST)
         # padded query rows get lse = +inf, hence probability exp2(-inf) = 0
         b_lse = tl.load(lse_ptr + i_bh * L + o_m, mask=m_m, other=float("inf"))  # [BLOCK_M]
-        if IEEE:
-            b_s = tl.dot(b_q, tl.trans(b_k), input_precision="ieee")  # [BLOCK_M, BLOCK_N]
-        else:
-            b_s = tl.dot(b_q, tl.trans(b_k))
-        b_p = tl.exp2(b_s * qk_scale - b_lse[:, None])
+        b_p = tl.exp2(_scaled_scores(b_q, b_k, qk_scale, IEEE) - b_lse[:, None])
         b_acc += tl.sum(b_p, axis=0)
     tl.store(out_ptr + i_bh * L + o_n, b_acc, mask=m_n)
 
