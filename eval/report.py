@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .questions import DatasetError
+from .runner import atomic_write
 
 
 def _load(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -46,6 +47,13 @@ _CSS = (
     "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style>"
 )
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    """Render ``fig`` in memory, then write it atomically (a full disk never leaves half a PNG)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write(path, buf.getvalue())
 
 
 def write_run_report(run: str | Path) -> Path:
@@ -93,12 +101,12 @@ def write_run_report(run: str | Path) -> Path:
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(f"{m['benchmark']} - {run.name}", fontsize=9)
         fig.tight_layout()
-        fig.savefig(png, dpi=100)
+        _save_png(fig, png)
         plt.close(fig)
         parts.append("<img src='report.png'>")
     parts.append("</body></html>")
     out = run / "report.html"
-    out.write_text("\n".join(parts), encoding="utf-8")
+    atomic_write(out, "\n".join(parts))
     return out
 
 
@@ -153,7 +161,7 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> dict[str, Any]:
     w = csv.DictWriter(buf, fieldnames=COMPARE_HEADER)
     w.writeheader()
     w.writerows(rows)
-    (outp / "report.csv").write_text(buf.getvalue(), encoding="utf-8")
+    atomic_write(outp / "report.csv", buf.getvalue())
     plots = []
     for bench in sorted({r["benchmark"] for r in rows}):
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -177,13 +185,14 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> dict[str, Any]:
             ax.legend(fontsize=7)
         fig.tight_layout()
         p = outp / f"accuracy_vs_tokens_{bench}.png"
-        fig.savefig(p, dpi=100)
+        _save_png(fig, p)
         plt.close(fig)
         plots.append(p)
     body = _table_html(COMPARE_HEADER, [[r[c] for c in COMPARE_HEADER] for r in rows])
     imgs = "".join(f"<img src='{p.name}'>" for p in plots)
-    (outp / "report.html").write_text(
+    atomic_write(
+        outp / "report.html",
         f"<html><head><meta charset='utf-8'><title>vidsieve eval report</title>{_CSS}</head><body>"
-        f"<h1>vidsieve eval report</h1>{body}{imgs}</body></html>", encoding="utf-8",
+        f"<h1>vidsieve eval report</h1>{body}{imgs}</body></html>",
     )
     return {"rows": rows, "plots": plots, "table": format_table(rows), "out": outp}

@@ -116,14 +116,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (never half-written)."""
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (never half-written).
+
+    On any failure (a full disk) the temporary file is removed and ``path`` keeps its old
+    content.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -163,14 +172,19 @@ def repair_tail(path: Path) -> None:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Complete rows of one file (a torn last line or a corrupt line is skipped)."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
+    """Complete rows of one file (a torn last line or a corrupt line is skipped).
+
+    The file is read as bytes and each line decoded on its own: a kill can cut the last row
+    inside a multi-byte UTF-8 character, and a line that is not valid UTF-8 (or not JSON) is
+    skipped like any other torn or corrupt line instead of failing the whole read.
+    """
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
                 break
             try:
-                row = json.loads(line)
-            except ValueError:
+                row = json.loads(raw.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
                 continue
             if isinstance(row, dict) and "id" in row:
                 yield row

@@ -269,3 +269,78 @@ def test_cli_rejects_unknown_selector_names_for_every_model(mini: dict[str, Path
     # known names still run with the fake model
     assert main([*base, "--model", "fake", "--out", str(tmp_path / "ok"), "--frames", "ktv", "--tokens", "aot"]) == 0
     assert "videomme: accuracy" in capsys.readouterr().out
+
+
+def test_tail_torn_inside_a_multibyte_character_resumes(tmp_path: Path) -> None:
+    """A kill can cut a row inside a UTF-8 character: reading and resuming must both survive it."""
+    p = tmp_path / "rows.0.jsonl"
+    w = RowWriter(p)
+    w.append({"id": "a", "q": "Qu'est-ce que c'est ? été 日本"})
+    w.close()
+    torn = (json.dumps({"id": "b", "q": "日本語"}, ensure_ascii=False) + "\n").encode("utf-8")
+    cut = torn.index("本".encode()) + 1  # inside the 3-byte character
+    with open(p, "ab") as f:
+        f.write(torn[:cut])
+    with pytest.raises(UnicodeDecodeError):
+        torn[:cut].decode("utf-8")  # the oracle: the tail really is invalid UTF-8
+    assert list(read_rows(tmp_path)) == ["a"]
+    w = RowWriter(p)
+    w.append({"id": "b", "q": "日本語"})
+    w.close()
+    assert read_rows(tmp_path) == {"a": {"id": "a", "q": "Qu'est-ce que c'est ? été 日本"}, "b": {"id": "b", "q": "日本語"}}
+
+
+def test_a_corrupt_middle_line_with_bad_bytes_is_skipped(tmp_path: Path) -> None:
+    p = tmp_path / "rows.0.jsonl"
+    p.write_bytes(b'{"id": "a"}\n{"id": "\xe6\x97"}\n{"id": "c"}\n')
+    assert list(read_rows(tmp_path)) == ["a", "c"]
+
+
+class _DiskFull:
+    """Makes every write to a file under ``folders`` fail half-way (ENOSPC)."""
+
+    def __init__(self, real_open: Any, folders: set[Path]) -> None:
+        self.real_open = real_open
+        self.folders = folders
+        self.hits = 0
+
+    def __call__(self, file: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        f = self.real_open(file, mode, *args, **kw)
+        if isinstance(file, int) or Path(file).parent not in self.folders or not any(m in mode for m in "wax"):
+            return f
+        self.hits += 1
+        real_write = f.write
+
+        def write(data: Any) -> int:
+            real_write(data[: len(data) // 2])
+            f.flush()
+            raise OSError(28, "No space left on device")
+
+        f.write = write
+        return f
+
+
+def test_reports_are_written_atomically(mini: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while writing a report leaves the previous report intact and no temp file."""
+    import builtins
+    import io
+
+    from vidsieve.eval.report import write_run_report
+
+    qs = load_videomme(mini["videomme"])[:2]
+    out, rep = tmp_path / "run", tmp_path / "rep"
+    run_questions(qs, FakeAnswerer(budget_frames=2), _cfg("videomme", mini["videomme"], out), progress=False)
+    compare_runs([out], rep)
+    before = {p: p.read_bytes() for d in (out, rep) for p in d.iterdir()}
+    assert {p.name for p in before} >= {"report.html", "report.png", "report.csv", "accuracy_vs_tokens_videomme.png"}
+    full = _DiskFull(builtins.open, {out, rep})
+    monkeypatch.setattr(builtins, "open", full)
+    monkeypatch.setattr(io, "open", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_run_report(out)
+    with pytest.raises(OSError, match="No space left"):
+        compare_runs([out], rep)
+    monkeypatch.undo()
+    assert full.hits >= 2
+    after = {p: p.read_bytes() for d in (out, rep) for p in d.iterdir()}
+    assert after == before  # same files (no temp file left), same bytes
