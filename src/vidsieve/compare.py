@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import decode_frames, probe
+from .decoding import decode_frames
 from .encoders.base import FrameEncoder
 from .errors import ParameterError, VidsieveError
-from .features import extract_features
-from .pipeline import token_input_from_features
+from .pipeline import FrameStage, token_input_from_features
 from .registry import ENCODERS, FRAME_SELECTORS, TOKEN_SELECTORS
 from .tokens.base import TokenSelection
 from .types import Budget, FrameFeatures, Frames, Query, Selection, VideoMeta
@@ -102,19 +101,21 @@ def run_compare(
     """Run every (matching) registered frame selector on ``video`` and collect the results."""
     names = _match(FRAME_SELECTORS.list(), selectors)  # name errors before any decoding
     token_names = _match(TOKEN_SELECTORS.list(), token_selectors) if token_selectors else []
-    stage: dict[str, float] = {}
-    t0 = time.perf_counter()
-    meta = probe(video, codec=True)
-    stage["probe"] = time.perf_counter() - t0
     enc = encoder if isinstance(encoder, FrameEncoder) else ENCODERS.create(encoder, **(encoder_params or {}))
-    feats = extract_features(video, enc, fps=fps, max_frames=max_frames, cache=cache, progress=progress, timings=stage)
+    selectors_ = {name: FRAME_SELECTORS.create(name) for name in names}
+    # candidates are decoded and encoded once, and only if some selector (or a token selector,
+    # which reads the encoder's patch grid) needs their content
+    content = bool(token_names) or any(s.reads != "nothing" for s in selectors_.values())
+    stage = FrameStage(enc, "uniform", fps=fps, max_frames=max_frames, cache=cache, progress=progress, owner="compare")
+    st: dict[str, float] = {}
+    meta, feats, _ = stage.candidates(video, content=content, timings=st, codec=True)
+    stage_times = {"probe": st["probe"], "decode": st.get("features_decode", st["features"]),
+                   "encode": st.get("features_encode", 0.0)}
     notes: list[str] = []
     q: Query | None = None
     if query is not None:
-        t0 = time.perf_counter()
-        q = enc.embed_query(query)
-        stage["embed_query"] = time.perf_counter() - t0
-        if q.embedding is None:
+        q = stage.embed_query(query, stage_times)
+        if q is not None and q.embedding is None:
             notes.append(
                 f"The {enc.name!r} encoder cannot embed a {q.kind} query: query-aware selectors ran "
                 "query-free. Use an image query or --encoder hf with a CLIP/SigLIP model."
@@ -122,16 +123,15 @@ def run_compare(
     sels: dict[str, Selection] = {}
     errors: dict[str, str] = {}
     warm = feats.subset(np.arange(min(len(feats), 4)))
-    for name in tqdm(names, desc="selectors", disable=not progress, leave=False):
+    for name, selector in tqdm(selectors_.items(), desc="selectors", disable=not progress, leave=False):
         try:
-            selector = FRAME_SELECTORS.create(name)
             # one untimed call on a few frames first: lazy imports (scikit-learn, torch kernels)
             # must not be billed to the selection time shown in the report
             selector.select(warm, budget=1, query=q)
             sels[name] = selector.select(feats, budget=budget, query=q)
         except VidsieveError as e:  # one selector's failure must not sink the report
             errors[name] = f"{type(e).__name__}: {e}"
-    stage["select_all"] = sum(s.timings["select"] for s in sels.values())
+    stage_times["select_all"] = sum(s.timings["select"] for s in sels.values())
     tok_sels: dict[str, TokenSelection] = {}
     token_frames = ""
     if token_selectors:
@@ -154,8 +154,8 @@ def run_compare(
         tw = max(2, int(round(th * meta.width / max(meta.height, 1))) // 2 * 2)
         fr: Frames = decode_frames(video, wanted, size=(th, tw))
         thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}
-    stage["decode_selected"] = time.perf_counter() - t0
-    return CompareResult(meta, feats, budget, q, enc.cache_key(), sels, errors, thumbs, stage, tok_sels, token_frames, notes)
+    stage_times["decode_selected"] = time.perf_counter() - t0
+    return CompareResult(meta, feats, budget, q, enc.cache_key(), sels, errors, thumbs, stage_times, tok_sels, token_frames, notes)
 
 
 def _grid_size(feats: FrameFeatures) -> int:

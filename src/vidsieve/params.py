@@ -187,3 +187,11 @@ def validate_params(
     for name, value in params.items():
         if name in constraints:
             check_param(owner, name, value, constraints[name])
+
+
+def validate_fields(obj: Any, constraints: Mapping[str, Sequence[Constraint]]) -> None:
+    """Check a config object's attributes (e.g. a dataclass in ``__post_init__``) against
+    ``constraints``: the same one-template errors as selector parameters."""
+    owner = type(obj).__name__
+    for name, cons in constraints.items():
+        check_param(owner, name, getattr(obj, name), cons)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ParameterError
-from .params import param_error
+from .params import Float, check_param, param_error
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class VideoMeta:
     codec: str = "unknown"
     size_bytes: int = 0
 
+    #: the rate assumed for a container that declares none (ffmpeg's own default guess).
+    DEFAULT_FPS = 25.0
+
+    @property
+    def effective_fps(self) -> float:
+        """The frame rate to compute with: the declared one, or 25.0 when none is declared."""
+        return self.fps if self.fps > 0 and np.isfinite(self.fps) else self.DEFAULT_FPS
+
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
@@ -48,6 +56,10 @@ class VideoMeta:
             "size_bytes": self.size_bytes,
             "duration": self.duration,
         }
+
+
+def _is_real(dtype: np.dtype) -> bool:
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) and dtype != np.bool_
 
 
 def _check_indices(indices: np.ndarray, timestamps: np.ndarray, n: int, what: str) -> None:
@@ -96,6 +108,9 @@ class FrameFeatures:
     fps:        frame rate of the source video; ``duration`` its length in seconds.
     source:     path of the video the frames were decoded from, or None (for selectors that
                 read pixels themselves, e.g. K-frames with the TransNetV2 scene detector).
+    content:    False for :meth:`positions_only` features (``embeddings`` is ``[T, 0]``): what
+                content-free selectors (``FrameSelector.reads == "nothing"``) are given, so no
+                candidate frame is decoded for them.
     """
 
     embeddings: np.ndarray
@@ -106,28 +121,54 @@ class FrameFeatures:
     fps: float = 0.0
     duration: float = 0.0
     source: str | None = None
+    content: bool = True
 
     def __post_init__(self) -> None:
         for name in ("embeddings", "indices", "timestamps"):
             object.__setattr__(self, name, np.asarray(getattr(self, name)))
-        if self.embeddings.ndim != 2:
-            raise ParameterError(
-                f"FrameFeatures.embeddings must be 2-D [T, D]; got shape {tuple(self.embeddings.shape)}."
-            )
-        _check_indices(self.indices, self.timestamps, self.embeddings.shape[0], "FrameFeatures")
+        emb = self.embeddings
+        if emb.ndim != 2:
+            raise ParameterError(f"FrameFeatures.embeddings must be 2-D [T, D]; got shape {tuple(emb.shape)}.")
+        if not _is_real(emb.dtype):
+            raise ParameterError(f"FrameFeatures.embeddings must be real numbers; got dtype {emb.dtype}.")
+        if self.content and emb.shape[0] and emb.shape[1] == 0:
+            raise ParameterError("FrameFeatures.embeddings has width D=0; give at least one feature per frame.")
+        _check_indices(self.indices, self.timestamps, emb.shape[0], "FrameFeatures")
         if self.indices.size and not np.issubdtype(self.indices.dtype, np.integer):
             raise ParameterError(f"FrameFeatures.indices must be integers; got {self.indices.dtype}.")
+        if self.indices.size and self.indices.min() < 0:
+            raise ParameterError("FrameFeatures.indices must be >= 0 (indices into the source video).")
         if np.any(np.diff(self.indices) <= 0):
             raise ParameterError("FrameFeatures.indices must be strictly increasing (sorted, unique).")
-        if not np.all(np.isfinite(self.timestamps)):
-            raise ParameterError("FrameFeatures.timestamps must be finite.")
-        if self.grid is not None and (
-            self.grid.ndim != 4 or self.grid.shape[0] != self.embeddings.shape[0]
-        ):
-            raise ParameterError(
-                f"FrameFeatures.grid must be [T, h, w, d] with T={self.embeddings.shape[0]}; "
-                f"got {tuple(self.grid.shape)}."
-            )
+        if not _is_real(self.timestamps.dtype) or not np.all(np.isfinite(self.timestamps)):
+            raise ParameterError("FrameFeatures.timestamps must be finite real numbers (seconds).")
+        if np.any(np.diff(self.timestamps) < 0):
+            raise ParameterError("FrameFeatures.timestamps must not decrease (frames in presentation order).")
+        if self.grid is not None:
+            object.__setattr__(self, "grid", np.asarray(self.grid))
+            g = self.grid
+            if g.ndim != 4 or g.shape[0] != emb.shape[0] or not _is_real(g.dtype) or 0 in g.shape[1:]:
+                raise ParameterError(
+                    f"FrameFeatures.grid must be real [T, h, w, d] with T={emb.shape[0]} and h, w, d >= 1; "
+                    f"got {g.dtype} {tuple(g.shape)}."
+                )
+        for name in ("fps", "duration"):
+            check_param("FrameFeatures", name, getattr(self, name), [Float(ge=0)])
+
+    @classmethod
+    def positions_only(
+        cls, indices: np.ndarray, timestamps: np.ndarray, *, fps: float, duration: float,
+        source: str | None = None,
+    ) -> FrameFeatures:
+        """Candidate positions without descriptors (``embeddings`` ``[T, 0]``, ``content=False``).
+
+        indices ``[T]`` source frame indices, timestamps ``[T]`` seconds. Content-free selectors
+        (the uniform rules) choose from these exactly as from full features.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        return cls(np.zeros((idx.shape[0], 0), np.float32), idx, np.asarray(timestamps, np.float64),
+                   encoder="positions-only", fps=float(fps), duration=float(duration), source=source,
+                   content=False)
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])

@@ -60,6 +60,12 @@ class FrameSelector(Configurable):
     #: whose frame count follows from a rate, the video's duration or the token budget
     #: (``uniform-fps``, ``quota``, ``f2c``) set False and may return fewer (at least one).
     fills_budget: bool = True
+    #: what the selector reads of a video: ``"nothing"`` (content-free: only the candidates'
+    #: positions and timestamps, so no candidate frame is decoded for it; the uniform rules),
+    #: ``"features"`` (candidate descriptors from a frame encoder, the default) or ``"pixels"``
+    #: (descriptors plus the video's own pixels through ``FrameFeatures.source``, e.g. K-frames'
+    #: TransNetV2 scene detector).
+    reads: str = "features"
 
     def select(
         self,
@@ -85,6 +91,11 @@ class FrameSelector(Configurable):
         t = len(features)
         if t == 0:
             raise EmptyInputError(f"{type(self).__name__} got no candidate frames (T=0).")
+        if not features.content and self.reads != "nothing":
+            raise ParameterError(
+                f"{type(self).__name__} reads frame features (reads={self.reads!r}) but got positions-only "
+                "candidates; give it features from a frame encoder (vidsieve.features.extract_features)."
+            )
         if not np.all(np.isfinite(features.embeddings)):
             raise ParameterError("Frame features contain NaN or inf.")
         k = min(budget.frames, t)

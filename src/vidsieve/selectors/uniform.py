@@ -1,4 +1,4 @@
-"""Uniform sampling in the three rules that published baselines use (methods.md section 1)."""
+"""Uniform sampling in the three rules that published baselines use ."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def centered_rows(t: int, k: int) -> np.ndarray:
 class UniformSelector(FrameSelector):
     """``np.linspace(0, T-1, k, dtype=int)`` over the candidates, as lmms-eval samples."""
 
+    reads = "nothing"
+
     def __init__(self) -> None:
         self._validate_params()
 
@@ -35,6 +37,8 @@ class UniformSelector(FrameSelector):
 @register_selector("uniform-centered", "Evenly spaced frames, ends excluded (VLMEvalKit's rule).")
 class CenteredUniformSelector(FrameSelector):
     """``int(i*T/(k+1))`` for ``i = 1..k``, as VLMEvalKit samples."""
+
+    reads = "nothing"
 
     def __init__(self) -> None:
         self._validate_params()
@@ -52,6 +56,7 @@ class FpsUniformSelector(FrameSelector):
     """
 
     fills_budget = False
+    reads = "nothing"
     _parameter_constraints = {"fps": [Float(gt=0)]}
 
     def __init__(self, *, fps: float = 1.0) -> None:
