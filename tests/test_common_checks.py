@@ -6,18 +6,25 @@ import pytest
 import vidsieve
 from vidsieve.errors import ContractError
 from vidsieve.selectors.base import FrameSelector, SelectOutput
-from vidsieve.testing import check_selector, check_token_selector
+from vidsieve.testing import (
+    check_selector,
+    check_token_selector,
+    frame_selector_checks,
+    token_selector_checks,
+)
 from vidsieve.tokens.base import TokenSelection, TokenSelector
 
 
+@pytest.mark.parametrize("check", list(frame_selector_checks()))
 @pytest.mark.parametrize("name", vidsieve.list_selectors())
-def test_frame_selector_contract(name):
-    check_selector(vidsieve.create_selector(name))
+def test_frame_selector_contract(name, check):
+    frame_selector_checks()[check](vidsieve.create_selector(name))
 
 
+@pytest.mark.parametrize("check", list(token_selector_checks()))
 @pytest.mark.parametrize("name", vidsieve.list_token_selectors())
-def test_token_selector_contract(name):
-    check_token_selector(vidsieve.create_token_selector(name))
+def test_token_selector_contract(name, check):
+    token_selector_checks()[check](vidsieve.create_token_selector(name))
 
 
 class _Random(FrameSelector):
@@ -105,3 +112,41 @@ def make_features_():
     from vidsieve.testing import make_features
 
     return make_features(t=10)
+
+
+class _LooseParam(FrameSelector):
+    """Declares a constraint it never enforces (no _validate_params call)."""
+
+    name = "loose-test"
+    _parameter_constraints = {"k": [vidsieve.params.Int(ge=1)]}
+
+    def __init__(self, *, k: int = 2) -> None:
+        self.k = k
+
+    def _select(self, features, *, k, budget, query):
+        return SelectOutput(rows=np.arange(k))
+
+
+class _FakeContentFree(FrameSelector):
+    """Says it reads nothing but looks at the embeddings."""
+
+    name = "fake-content-free-test"
+    reads = "nothing"
+
+    def __init__(self) -> None:
+        self._validate_params()
+
+    def _select(self, features, *, k, budget, query):
+        if features.embeddings.shape[1] == 0:
+            return SelectOutput(rows=np.arange(k))
+        return SelectOutput(rows=np.sort(np.argsort(features.embeddings[:, 0])[:k]))
+
+
+def test_checks_catch_unenforced_parameter_constraint():
+    with pytest.raises(AssertionError, match="violates its declared constraint but was accepted"):
+        frame_selector_checks()["parameter_constraints"](_LooseParam())
+
+
+def test_checks_catch_false_reads_declaration():
+    with pytest.raises(AssertionError, match="reads='nothing' but selects differently"):
+        frame_selector_checks()["reads"](_FakeContentFree())

@@ -63,3 +63,43 @@ def test_third_party_selector_registers_and_passes_checks():
     from vidsieve.registry import FRAME_SELECTORS
 
     FRAME_SELECTORS._items.pop("test-last-frames")
+
+
+def test_one_broken_module_does_not_empty_the_registry(monkeypatch):
+    """A module that fails to import is reported and retried; the others stay usable."""
+    import importlib
+
+    import vidsieve.registry as reg
+
+    real = importlib.import_module
+    broken = {"on": True}
+
+    def flaky(name, *a, **k):  # type: ignore[no-untyped-def]
+        if name == "vidsieve.selectors.ktv" and broken["on"]:
+            raise ImportError("simulated broken dependency")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(reg, "_loaded", False)
+    monkeypatch.setattr(reg.importlib, "import_module", flaky)
+    assert "uniform" in vidsieve.list_selectors()  # the other modules registered
+    assert "vidsieve.selectors.ktv" in reg.import_failures and not reg._loaded
+    with pytest.raises(UnknownNameError, match="failed to import: vidsieve.selectors.ktv: ImportError"):
+        reg.FRAME_SELECTORS.get("surely-not-registered")
+    vidsieve.create_selector("uniform")  # still works in the same process
+    broken["on"] = False
+    assert "ktv" in vidsieve.list_selectors()  # retried: loaded now
+    assert reg._loaded and not reg.import_failures
+
+
+def test_type_errors_inside_a_constructor_are_not_rewritten():
+    reg: Registry = Registry("thing")
+
+    @reg.register("boom")
+    class Boom(FrameSelector):
+        def __init__(self) -> None:
+            raise TypeError("missing 1 required positional argument: 'x' (a bug inside)")
+
+    with pytest.raises(TypeError, match="a bug inside"):
+        reg.create("boom")
+    with pytest.raises(UnknownNameError, match="unknown parameter"):
+        reg.create("boom", nope=1)

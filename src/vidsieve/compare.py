@@ -71,18 +71,6 @@ def _match(names: list[str], patterns: str | None) -> list[str]:
     return chosen
 
 
-def load_query_image(path: str | os.PathLike[str]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.exists():
-        raise ParameterError(f"Query image not found: {p}")
-    try:
-        return np.asarray(Image.open(p).convert("RGB"))
-    except UnidentifiedImageError:
-        raise ParameterError(f"{p} is not an image file.") from None
-
-
 def run_compare(
     video: str | os.PathLike[str],
     *,

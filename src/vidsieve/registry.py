@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -25,24 +26,51 @@ _BUILTIN_PACKAGES = (
     "vidsieve.adapters",
 )
 _loaded = False
+#: module name -> "ExceptionType: message" for built-in or plugin modules that failed to import
+#: (reported in unknown-name errors and by ``vidsieve list``; retried on the next lookup).
+import_failures: dict[str, str] = {}
 
 
 def _load_builtins() -> None:
-    """Import every module of the built-in component packages once (no star-imports)."""
+    """Import every module of the built-in component packages (no star-imports).
+
+    A module that fails to import is recorded in :data:`import_failures` and does not stop the
+    others; the registry counts as loaded only once every module imported, so a transient
+    failure is retried and never leaves the registry empty for the rest of the process.
+    """
     global _loaded
     if _loaded:
         return
-    _loaded = True
+    failures: dict[str, str] = {}
     for pkg_name in _BUILTIN_PACKAGES:
         try:
             pkg = importlib.import_module(pkg_name)
-        except ImportError:  # pragma: no cover - a package missing from a broken install
+        except Exception as e:
+            failures[pkg_name] = f"{type(e).__name__}: {e}"
             continue
         for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{mod.name}")
+            if mod.name.startswith("_"):
+                continue
+            name = f"{pkg_name}.{mod.name}"
+            try:
+                importlib.import_module(name)
+            except Exception as e:
+                failures[name] = f"{type(e).__name__}: {e}"
     for ep in entry_points(group="vidsieve.plugins"):
-        ep.load()
+        try:
+            ep.load()
+        except Exception as e:
+            failures[f"plugin {ep.name} ({ep.value})"] = f"{type(e).__name__}: {e}"
+    import_failures.clear()
+    import_failures.update(failures)
+    _loaded = not failures
+
+
+def _failure_note() -> str:
+    if not import_failures:
+        return ""
+    items = "; ".join(f"{m}: {e.splitlines()[0] if e else e}" for m, e in sorted(import_failures.items()))
+    return f" ({len(import_failures)} module(s) failed to import: {items})"
 
 
 class Registry(Generic[T]):
@@ -71,20 +99,25 @@ class Registry(Generic[T]):
         except KeyError:
             avail = ", ".join(sorted(self._items)) or "(none)"
             raise UnknownNameError(
-                f"Unknown {self.kind} {name!r}. Available: {avail}."
+                f"Unknown {self.kind} {name!r}. Available: {avail}.{_failure_note()}"
             ) from None
 
     def create(self, name: str, **params: Any) -> T:
+        """An instance of the component registered as ``name`` with keyword ``params``.
+
+        Unknown parameter names are refused before the constructor runs (with the list of the
+        component's parameters); errors raised inside the constructor propagate unchanged.
+        """
         cls = self.get(name)
         try:
-            return cls(**params)
+            inspect.signature(cls).bind(**params)
         except TypeError as e:
-            if "unexpected keyword" in str(e) or "positional argument" in str(e):
-                allowed = ", ".join(cls._param_names()) or "(none)"  # type: ignore[attr-defined]
-                raise UnknownNameError(
-                    f"{cls.__name__} got an unknown parameter ({e}). Its parameters: {allowed}."
-                ) from None
-            raise
+            names = getattr(cls, "_param_names", None)
+            allowed = ", ".join(names()) if callable(names) else ""
+            raise UnknownNameError(
+                f"{cls.__name__} got an unknown parameter ({e}). Its parameters: {allowed or '(none)'}."
+            ) from None
+        return cls(**params)
 
     def list(self, pattern: str = "*") -> list[str]:
         _load_builtins()

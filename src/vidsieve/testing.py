@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .configurable import Configurable
 from .errors import EmptyInputError, VidsieveError
 from .selectors.base import FrameSelector
 from .tokens.base import TokenInput, TokenSelector
@@ -40,9 +41,7 @@ def _query_for(features: FrameFeatures) -> Query:
     return Query(text="a test query", embedding=q)
 
 
-def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3, 8)) -> None:
-    """Run the frame-selector contract checks on ``selector`` (an instance)."""
-    name = type(selector).__name__
+def _contract_cases(selector: FrameSelector, budgets: tuple[int, ...]) -> None:
     params_before = copy.deepcopy(selector.get_params())
     cases = [(b, None) for b in budgets] + [(b, tok) for b in budgets for tok in (b * 50, max(b // 2, 1))]
     for t, query in ((48, None), (48, "q"), (37, "q"), (5, None)):
@@ -81,12 +80,17 @@ def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3,
                 raise _fail(selector, "select() changed the selector's parameters.")
             if s1.selector != selector.name:
                 raise _fail(selector, f"Selection.selector is {s1.selector!r}, not {selector.name!r}.")
-    # T = 1 returns the single frame.
-    one = make_features(t=1)
-    s = selector.select(one, budget=Budget(frames=4))
+
+
+def check_single_frame(selector: FrameSelector) -> None:
+    """T = 1 returns that frame, whatever the budget."""
+    s = selector.select(make_features(t=1), budget=Budget(frames=4))
     if s.indices.tolist() != [0]:
         raise _fail(selector, f"T=1 must return that frame; got {s.indices}.")
-    # Empty input gives a clear error.
+
+
+def check_empty_input(selector: FrameSelector) -> None:
+    """T = 0 raises :class:`EmptyInputError`; a bad budget is refused before the selector runs."""
     empty = FrameFeatures.from_array(np.zeros((0, 8), np.float32))
     try:
         selector.select(empty, budget=Budget(frames=2))
@@ -94,14 +98,78 @@ def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3,
         pass
     else:
         raise _fail(selector, "empty input did not raise EmptyInputError.")
-    # Bad budget is rejected before the selector runs.
     _expect_error(selector, lambda: selector.select(make_features(), budget=0), "budget=0")
-    # repr round-trips and equality follows parameters.
+
+
+def check_repr_round_trip(selector: Configurable) -> None:
+    """``eval(repr(selector))`` rebuilds an equal selector."""
     ns = {type(selector).__name__: type(selector)}
     rebuilt = eval(repr(selector), ns)  # noqa: S307 - the repr of our own class
     if rebuilt != selector or repr(rebuilt) != repr(selector):
         raise _fail(selector, f"repr does not round-trip: {selector!r}")
-    del name
+
+
+def check_reads(selector: FrameSelector) -> None:
+    """``reads`` is declared; a content-free selector gives the same selection on positions-only
+    candidates as on full features (so the frame stage may skip decoding candidates for it)."""
+    if selector.reads not in ("nothing", "features", "pixels"):
+        raise _fail(selector, f"reads must be 'nothing', 'features' or 'pixels'; got {selector.reads!r}.")
+    if selector.reads != "nothing":
+        return
+    for t, b in ((48, 5), (37, 8), (3, 8)):
+        full = make_features(t=t, seed=t)
+        bare = FrameFeatures.positions_only(full.indices, full.timestamps, fps=full.fps, duration=full.duration)
+        a, c = selector.select(full, budget=b), selector.select(bare, budget=b)
+        if not (np.array_equal(a.indices, c.indices) and _same_opt(a.frame_tokens, c.frame_tokens)):
+            raise _fail(selector, "declares reads='nothing' but selects differently without frame content.")
+
+
+#: values tried against each declared parameter constraint: one of them must violate it
+_BAD_VALUES: tuple[object, ...] = ("not-a-valid-value", -1, 0, -0.5, 2.5, 10**9, None, True, (), float("nan"))
+
+
+def check_parameter_constraints(selector: Configurable) -> None:
+    """Every declared parameter constraint is enforced: a value violating it is refused at
+    construction with the one-template :class:`~vidsieve.errors.ParameterError`."""
+    from .errors import ParameterError
+
+    cls = type(selector)
+    for name, cons in cls._parameter_constraints.items():
+        if name not in cls._param_names():
+            raise _fail(selector, f"declares a constraint on {name!r}, which is not a parameter.")
+        bad = next((v for v in _BAD_VALUES if not any(c.is_satisfied_by(v) for c in cons)), None)
+        if bad is None:
+            continue  # every probe value is acceptable (e.g. a free-form parameter)
+        try:
+            cls(**{**selector.get_params(), name: bad})
+        except ParameterError as e:
+            if f"'{name}' parameter of {cls.__name__}" not in str(e):
+                raise _fail(selector, f"{name}={bad!r} was refused with another message: {e}") from None
+        else:
+            raise _fail(selector, f"{name}={bad!r} violates its declared constraint but was accepted.")
+
+
+def frame_selector_checks(budgets: tuple[int, ...] = (1, 3, 8)) -> dict[str, Callable[[FrameSelector], None]]:
+    """The named checks of the frame-selector contract, in order (one test id each)."""
+    return {
+        "contract": lambda s: _contract_cases(s, budgets),
+        "single_frame": check_single_frame,
+        "empty_input": check_empty_input,
+        "repr_round_trip": check_repr_round_trip,
+        "reads": check_reads,
+        "parameter_constraints": check_parameter_constraints,
+    }
+
+
+def check_selector(selector: FrameSelector, *, budgets: tuple[int, ...] = (1, 3, 8)) -> None:
+    """Run every frame-selector contract check on ``selector`` (an instance).
+
+    Checks: determinism, exact budget, sorted unique in-range candidate indices, input and
+    parameters not mutated, token budget respected, T=1, empty input, repr round-trip,
+    ``reads`` honoured, declared parameter constraints enforced.
+    """
+    for check in frame_selector_checks(budgets).values():
+        check(selector)
 
 
 def _same_opt(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -137,8 +205,7 @@ def make_token_input(
     )
 
 
-def check_token_selector(selector: TokenSelector) -> None:
-    """Run the token-selector contract checks on ``selector`` (an instance)."""
+def _token_contract_cases(selector: TokenSelector) -> None:
     params_before = copy.deepcopy(selector.get_params())
     for f, h, w, d, allot, budget in (
         (3, 6, 5, 16, [10, 4, 30], None),
@@ -170,7 +237,10 @@ def check_token_selector(selector: TokenSelector) -> None:
             raise _fail(selector, "select() mutated the input tokens.")
         if selector.get_params() != params_before:
             raise _fail(selector, "select() changed the selector's parameters.")
-    # Identity at full allotment: every token, unchanged.
+
+
+def check_token_identity(selector: TokenSelector) -> None:
+    """At full allotment every token is kept, bit-identical."""
     inp = make_token_input(2, 5, 4, 8, seed=3)
     full = selector.select(inp)
     n = inp.tokens_per_frame
@@ -179,11 +249,27 @@ def check_token_selector(selector: TokenSelector) -> None:
             raise _fail(selector, "full allotment must keep every token.")
         if not torch.equal(emb, inp.tokens[f].reshape(n, -1)):
             raise _fail(selector, "full allotment must return the tokens bit-identical.")
-    # Clear errors.
+
+
+def check_token_errors(selector: TokenSelector) -> None:
+    """Empty input, 2-D tokens and a zero budget are clear vidsieve errors."""
     _expect_error(selector, lambda: selector.select(TokenInput(tokens=torch.zeros(0, 2, 2, 4))), "empty input")
     _expect_error(selector, lambda: selector.select(TokenInput(tokens=torch.zeros(2, 4))), "2-D tokens")
     _expect_error(selector, lambda: selector.select(TokenInput(tokens=torch.zeros(1, 2, 2, 4), budget=0)), "budget 0")
-    ns = {type(selector).__name__: type(selector)}
-    rebuilt = eval(repr(selector), ns)  # noqa: S307
-    if rebuilt != selector:
-        raise _fail(selector, f"repr does not round-trip: {selector!r}")
+
+
+def token_selector_checks() -> dict[str, Callable[[TokenSelector], None]]:
+    """The named checks of the token-selector contract, in order (one test id each)."""
+    return {
+        "contract": _token_contract_cases,
+        "identity": check_token_identity,
+        "errors": check_token_errors,
+        "repr_round_trip": check_repr_round_trip,
+        "parameter_constraints": check_parameter_constraints,
+    }
+
+
+def check_token_selector(selector: TokenSelector) -> None:
+    """Run every token-selector contract check on ``selector`` (an instance)."""
+    for check in token_selector_checks().values():
+        check(selector)

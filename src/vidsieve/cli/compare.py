@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import load_query_image, run_compare, write_report
+    from ..compare import run_compare, write_report
+    from ..images import load_query_image
     from ..types import Budget
 
     if args.query and args.query_image:
