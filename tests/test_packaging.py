@@ -78,6 +78,8 @@ def test_regular_install_into_fresh_venv_imports_all_four(tmp_path):
     assert int(lines[3]) >= 3
     assert (venv / "bin" / "vidsieve").exists()
     # installing into the fresh venv must leave this environment's install alone
-    import importlib.metadata as md
-
-    assert md.distribution("vidsieve") is not None
+    # (this process's vidsieve still comes from the repo, and a new interpreter finds it there)
+    check = subprocess.run([sys.executable, "-c", "import vidsieve; print(vidsieve.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert check.stdout.strip().startswith(str(REPO / "src" / "vidsieve")), check.stdout
