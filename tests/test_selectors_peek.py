@@ -15,7 +15,6 @@ from vidsieve.distill import (
     Segment,
     evaluate,
     listmle_loss,
-    rankdata,
     segments_from_scores,
     spearman,
     student_scores,
@@ -110,14 +109,17 @@ def test_listmle_by_hand():
     assert good < bad
 
 
-def test_rank_helpers_match_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 5, size=30).astype(float)
-    b = rng.normal(size=30)
-    np.testing.assert_allclose(rankdata(a), stats.rankdata(a))
-    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
-    assert spearman(np.ones(4), b[:4]) == 0.0
+def test_spearman_by_hand():
+    # no ties: 1 - 6 sum(d^2) / (n (n^2 - 1)); ranks of a = [1, 3, 2, 4], of b = [1, 2, 3, 4]
+    a, b = np.array([0.1, 0.7, 0.3, 0.9]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, b) == pytest.approx(1 - 6 * 2 / (4 * 15))
+    assert spearman(b, -b) == pytest.approx(-1.0)
+    # ties get average ranks: a = [1, 1, 2] -> ranks [1.5, 1.5, 3]; Pearson with [1, 2, 3]
+    ra, rb = np.array([1.5, 1.5, 3.0]), np.array([1.0, 2.0, 3.0])
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    assert spearman(np.array([1.0, 1.0, 2.0]), np.array([5.0, 6.0, 7.0])) == pytest.approx(
+        float(ra @ rb) / math.sqrt(float(ra @ ra) * float(rb @ rb)))
+    assert spearman(np.ones(4), b) == 0.0  # a constant side: defined as 0 (no warning, no NaN)
 
 
 def test_teacher_scores_and_segmenting():
@@ -251,6 +253,28 @@ def test_distill_config_validation():
         DistillConfig(drop_min=0.3, drop_max=0.2)
     with pytest.raises(ParameterError, match="divisible"):
         StudentConfig(d_model=30, heads=4)
+    with pytest.raises(ParameterError, match=r"The 'lr' parameter of DistillConfig must be a float > 0. Got '1e-3' instead"):
+        DistillConfig(lr="1e-3")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("dropout", "0.1", "a float >= 0 and < 1"),
+        ("dropout", 1.0, "a float >= 0 and < 1"),
+        ("dropout", float("nan"), "a float >= 0 and < 1"),
+        ("input_dim", 0, "an int >= 1"),
+        ("heads", 2.0, "an int >= 1"),
+        ("layers", True, "an int >= 1"),
+        ("encoder", 3, "a non-empty str"),
+        ("trained", "yes", "a bool"),
+        ("info", [], "a dict"),
+    ],
+)
+def test_student_config_errors_use_the_one_template(field, value, expected):
+    with pytest.raises(ParameterError) as e:
+        StudentConfig(**{field: value})
+    assert str(e.value) == f"The '{field}' parameter of StudentConfig must be {expected}. Got {value!r} instead."
     assert isinstance(init_student(StudentConfig(input_dim=4, **TINY)), PeekStudent)
 
 
@@ -284,3 +308,35 @@ def test_distill_cli_videos_with_a_text_teacher(tmp_path, monkeypatch, scene_vid
     assert rc == 0 and made == ["teacher", "pixel"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["info"]["segments"] == 2 and cfg["encoder"].startswith("PixelEncoder")
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30])
+def test_peek_on_huge_finite_features(scale):
+    """Finite features scaled by a huge factor: finite scores and the same picks as unscaled
+    (the student starts with a LayerNorm over each frame, which ignores the scale)."""
+    x = np.random.default_rng(3).normal(size=(60, 8))
+    sel = vidsieve.create_selector("peek", window=None)
+    ref = sel.select(FrameFeatures.from_array(x.astype(np.float32)), budget=6)
+    big = sel.select(FrameFeatures.from_array(x * scale), budget=6)
+    assert np.all(np.isfinite(big.scores))
+    np.testing.assert_array_equal(big.rows, ref.rows)
+    np.testing.assert_allclose(big.scores, ref.scores, rtol=1e-3, atol=1e-4)
+    # not the first frame of every bin (what NaN scores collapse to)
+    assert not np.array_equal(big.rows, (np.arange(6) * 60) // 6)
+
+
+def test_student_scores_beyond_float32_range():
+    # float64 features past float32's range (a Segment, or student_scores called directly)
+    m = init_student(StudentConfig(input_dim=8, **TINY), seed=1)
+    x = np.random.default_rng(5).normal(size=(12, 8))
+    big = student_scores(m, x * 1e300)
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(big, student_scores(m, x), rtol=1e-3, atol=1e-4)
+
+
+def test_student_scores_leave_ordinary_features_bit_identical():
+    m = init_student(StudentConfig(input_dim=8, **TINY), seed=1)
+    x = np.random.default_rng(4).normal(size=(20, 8)).astype(np.float32) * 1000
+    with torch.inference_mode():
+        ref = m(torch.from_numpy(x)[None])[0].double().numpy()
+    np.testing.assert_array_equal(student_scores(m, x), ref)

@@ -1,4 +1,4 @@
-"""Distil a teacher's per-frame scores into a PEEK student (methods.md section 7).
+"""Distil a teacher's per-frame scores into a PEEK student.
 
 Recipe (PEEK, arXiv 2605.31029): ListMLE (Plackett-Luce) on the teacher's ranking of each
 segment's frames; AdamW (lr 2e-4, weight decay 0.03), cosine schedule, gradient clipping at
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from .errors import ParameterError
-from .params import param_error
+from .params import Constraint, Float, Int, Str, param_error, validate_fields
 from .peek_model import PeekStudent, StudentConfig, init_student, save_student
+from .relevance import l2_normalize, minmax
 
 STATE_FILE = "trainer_state.pt"
 HISTORY_FILE = "history.json"
@@ -51,6 +52,21 @@ class Segment:
             raise ParameterError("Segment features/scores contain NaN or inf.")
 
 
+_DISTILL_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "epochs": [Int(ge=1)],
+    "batch_size": [Int(ge=1)],
+    "max_frames": [Int(ge=2)],
+    "seed": [Int(ge=0)],
+    "lr": [Float(gt=0)],
+    "weight_decay": [Float(ge=0)],
+    "grad_clip": [Float(gt=0)],
+    "min_crop": [Float(gt=0, le=1)],
+    "drop_min": [Float(ge=0, lt=1)],
+    "drop_max": [Float(ge=0, lt=1)],
+    "device": [Str()],
+}
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Trainer hyper-parameters (defaults = PEEK's recipe; batch size is not stated there)."""
@@ -68,30 +84,9 @@ class DistillConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        checks: list[tuple[str, bool, str]] = [
-            ("epochs", _is_int(self.epochs, 1), "an int >= 1"),
-            ("batch_size", _is_int(self.batch_size, 1), "an int >= 1"),
-            ("max_frames", _is_int(self.max_frames, 2), "an int >= 2"),
-            ("seed", _is_int(self.seed, 0), "an int >= 0"),
-            ("lr", _is_real(self.lr) and self.lr > 0, "a float > 0"),
-            ("weight_decay", _is_real(self.weight_decay) and self.weight_decay >= 0, "a float >= 0"),
-            ("grad_clip", _is_real(self.grad_clip) and self.grad_clip > 0, "a float > 0"),
-            ("min_crop", _is_real(self.min_crop) and 0 < self.min_crop <= 1, "a float > 0 and <= 1"),
-            ("drop_min", _is_real(self.drop_min) and 0 <= self.drop_min < 1, "a float >= 0 and < 1"),
-            ("drop_max", _is_real(self.drop_max) and self.drop_min <= self.drop_max < 1,
-             "a float >= drop_min and < 1"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise param_error("DistillConfig", name, expected, getattr(self, name))
-
-
-def _is_int(v: Any, lo: int) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= lo)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+        validate_fields(self, _DISTILL_CONSTRAINTS)
+        if self.drop_max < self.drop_min:
+            raise param_error("DistillConfig", "drop_max", "a float >= drop_min and < 1", self.drop_max)
 
 
 # --------------------------------------------------------------------------- teacher, metrics
@@ -104,32 +99,18 @@ def teacher_scores(frame_embeddings: np.ndarray, text_embedding: np.ndarray) -> 
     q = np.asarray(text_embedding, dtype=np.float64).reshape(-1)
     if f.ndim != 2 or f.shape[1] != q.shape[0]:
         raise ParameterError(f"Teacher frame embeddings {f.shape} do not match the text embedding {q.shape}.")
-    cos = (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)) @ (q / max(float(np.linalg.norm(q)), 1e-12))
-    lo, hi = cos.min(), cos.max()
-    return (cos - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(cos)
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based) like ``scipy.stats.rankdata``: float64 ``[n]``."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    new = np.r_[True, xs[1:] != xs[:-1]]
-    group = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], x.size]
-    avg = (starts + ends + 1) / 2.0  # mean of 1-based ranks starts+1..ends
-    ranks = np.empty(x.size)
-    ranks[order] = avg[group]
-    return ranks
+    return minmax(l2_normalize(f) @ l2_normalize(q))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (0 when either side is constant)."""
-    ra, rb = rankdata(a), rankdata(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    return float(ra @ rb) / den if den > 0 else 0.0
+    """Spearman rank correlation (``scipy.stats.spearmanr``; ties get average ranks), defined
+    as 0 when either side is constant (where scipy gives NaN and a warning)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(spearmanr(a, b).statistic)
 
 
 # --------------------------------------------------------------------------- loss, augmentation
@@ -173,6 +154,28 @@ def augment(seg: Segment, rng: np.random.Generator, cfg: DistillConfig) -> tuple
     return seg.features[keep], seg.scores[keep]
 
 
+#: rows whose largest |value| exceeds this are scaled down by a power of two before float32.
+_SAFE_MAX = 2.0**20
+
+
+def safe_student_input(features: np.ndarray) -> np.ndarray:
+    """Frame features ``[T, D]`` as float32 the student can read without overflow.
+
+    The student starts with a LayerNorm over each frame, whose float32 variance overflows
+    (NaN logits) for finite features around 1e19 and above, and float32 itself ends at 3.4e38.
+    A LayerNorm ignores a frame's scale, so each row with ``max |x| > 2**20`` is divided (in
+    float64) by the power of two that brings it under ``2**20``; other rows are untouched, so
+    ordinary features give bit-identical logits.
+    """
+    x = np.asarray(features)
+    peak = np.max(np.abs(x), axis=-1, keepdims=True) if x.size else np.zeros(x.shape[:-1] + (1,))
+    if not np.any(peak > _SAFE_MAX):
+        return np.asarray(x, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    exp = np.where(peak > _SAFE_MAX, np.ceil(np.log2(np.maximum(peak, 1.0) / _SAFE_MAX)), 0.0)
+    return (x64 * np.exp2(-exp)).astype(np.float32)
+
+
 def _pad(batch: Sequence[tuple[np.ndarray, np.ndarray]], device: str) -> tuple[torch.Tensor, ...]:
     n = max(x.shape[0] for x, _ in batch)
     d = batch[0][0].shape[1]
@@ -180,7 +183,7 @@ def _pad(batch: Sequence[tuple[np.ndarray, np.ndarray]], device: str) -> tuple[t
     y = np.zeros((len(batch), n), np.float32)
     m = np.zeros((len(batch), n), bool)
     for i, (f, s) in enumerate(batch):
-        x[i, : f.shape[0]], y[i, : f.shape[0]], m[i, : f.shape[0]] = f, s, True
+        x[i, : f.shape[0]], y[i, : f.shape[0]], m[i, : f.shape[0]] = safe_student_input(f), s, True
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), torch.from_numpy(m).to(device)
 
 
@@ -198,7 +201,7 @@ def student_scores(model: PeekStudent, features: np.ndarray, *, window: int | No
     """
     model.eval()
     dev = next(model.parameters()).device
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=dev)
+    x = torch.as_tensor(safe_student_input(features), device=dev)
     t = x.shape[0]
     if window is None or t <= window:
         return model(x[None])[0].double().cpu().numpy()
@@ -354,8 +357,7 @@ def synthetic_segments(
         x = base.copy()
         for t in range(1, length):  # AR(1): neighbouring frames look alike, as in video
             x[t] = 0.6 * x[t - 1] + 0.8 * base[t]
-        s = np.maximum(x @ w1, 0.0) @ w2
-        s = (s - s.min()) / max(float(s.max() - s.min()), 1e-12)
+        s = minmax(np.maximum(x @ w1, 0.0) @ w2)
         segs.append(Segment(features=x.astype(np.float32), scores=s))
     return segs
 
@@ -383,9 +385,7 @@ def segments_from_scores(features: np.ndarray, scores: np.ndarray, segment_frame
     out = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         if b - a >= 2:
-            seg = s[a:b]
-            lo, hi = seg.min(), seg.max()
-            out.append(Segment(f[a:b], (seg - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(seg)))
+            out.append(Segment(f[a:b], minmax(s[a:b])))
     return out
 
 

@@ -1,4 +1,4 @@
-"""PEEK's student frame ranker in plain torch (methods.md section 7; arXiv 2605.31029).
+"""PEEK's student frame ranker in plain torch (PEEK, arXiv 2605.31029).
 
 Architecture (as the paper describes it; written from that description, no code copied)::
 
@@ -29,10 +29,20 @@ import torch
 from torch import nn
 
 from .errors import ParameterError
+from .params import Constraint, Float, Int, Predicate, Str, param_error, validate_fields
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "vidsieve-peek-student/1"
+
+
+_STUDENT_CONSTRAINTS: dict[str, list[Constraint]] = {
+    **{name: [Int(ge=1)] for name in ("input_dim", "d_model", "heads", "layers", "ffn")},
+    "dropout": [Float(ge=0, lt=1)],
+    "encoder": [Str()],
+    "trained": [Predicate(lambda v: isinstance(v, bool), "a bool")],
+    "info": [Predicate(lambda v: isinstance(v, dict), "a dict")],
+}
 
 
 @dataclass(frozen=True)
@@ -57,19 +67,9 @@ class StudentConfig:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("input_dim", "d_model", "heads", "layers", "ffn"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"The '{name}' parameter of StudentConfig must be an int >= 1. Got {v!r} instead.")
+        validate_fields(self, _STUDENT_CONSTRAINTS)
         if self.d_model % self.heads:
-            raise ParameterError(
-                f"The 'd_model' parameter of StudentConfig must be divisible by heads={self.heads}. "
-                f"Got {self.d_model!r} instead."
-            )
-        if not 0 <= self.dropout < 1:
-            raise ParameterError(
-                f"The 'dropout' parameter of StudentConfig must be a float >= 0 and < 1. Got {self.dropout!r} instead."
-            )
+            raise param_error("StudentConfig", "d_model", f"divisible by heads={self.heads}", self.d_model)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}

@@ -112,6 +112,67 @@ def _files(inputs: list[str]) -> list[Path]:
     return files
 
 
+def _load_npz(path: Path) -> dict[str, Any]:
+    """The arrays of one feature file, checked: ``embeddings`` float ``[T, D]``, ``timestamps``
+    ``[T]`` (default ``0..T-1``), optional ``scores`` ``[T]``, ``teacher_embeddings`` ``[T, D']``
+    and ``meta`` (JSON). Raises one-line :class:`ParameterError` for a truncated or corrupt file,
+    a missing ``embeddings`` array, non-numeric arrays or mismatched lengths."""
+    import zipfile
+
+    out: dict[str, Any] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "embeddings" not in z.files:
+                raise ParameterError(
+                    f"{path} has no 'embeddings' array (it has {', '.join(z.files) or 'none'}); a feature "
+                    "file needs embeddings [T, D] (and scores [T] or captions)."
+                )
+            for key in ("embeddings", "timestamps", "scores", "teacher_embeddings", "meta"):
+                if key in z.files:
+                    out[key] = z[key]
+    except ParameterError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        # a cut-short download or write gives BadZipFile / EOFError; object arrays ValueError
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ParameterError(f"{path} is not a readable .npz feature file: truncated or corrupt ({msg}).") from None
+    emb = out["embeddings"]
+    t = emb.shape[0] if emb.ndim >= 1 else 0
+    out.setdefault("timestamps", np.arange(t, dtype=np.float64))
+    for key, ndim in (("embeddings", 2), ("timestamps", 1), ("scores", 1), ("teacher_embeddings", 2)):
+        if key not in out:
+            continue
+        a = out[key]
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)) or a.ndim != ndim:
+            raise ParameterError(
+                f"{path}: '{key}' must be a numeric {ndim}-d array; got {a.dtype} of shape {a.shape}."
+            )
+        if a.shape[0] != t:
+            raise ParameterError(f"{path}: '{key}' has {a.shape[0]} rows and 'embeddings' {t}: they do not match.")
+    if "meta" in out:
+        try:
+            meta = json.loads(str(out["meta"]))
+        except ValueError:
+            meta = {}
+        out["meta"] = meta if isinstance(meta, dict) else {}
+    return out
+
+
+def _split(segments: list[Any], val_fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """(training, held-out) segments: ``round(val_fraction * n)`` held out at random (none
+    when there is a single segment). Refuses a fraction that leaves nothing to train on."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(segments))
+    n_val = int(round(val_fraction * len(segments))) if len(segments) > 1 else 0
+    if n_val >= len(segments):
+        raise ParameterError(
+            f"--val-fraction {val_fraction} holds out {n_val} of {len(segments)} segments and leaves no "
+            f"training segment; use a fraction below {(len(segments) - 0.5) / len(segments):.3f} "
+            "(or 0 for no held-out set), or give more data."
+        )
+    return [segments[i] for i in order[n_val:]], [segments[i] for i in order[:n_val]]
+
+
 def collect_segments(args: argparse.Namespace) -> tuple[list[Any], str]:
     """Training segments and the student encoder's name from the command-line inputs."""
     from ..distill import segments_from_captions, segments_from_scores
@@ -123,15 +184,17 @@ def collect_segments(args: argparse.Namespace) -> tuple[list[Any], str]:
     encoder_name = "unknown"
     for f in _files(args.input):
         if f.suffix.lower() == ".npz":
-            with np.load(f, allow_pickle=False) as z:
-                emb = z["embeddings"]
-                ts = z["timestamps"] if "timestamps" in z.files else np.arange(emb.shape[0], dtype=np.float64)
-                if "meta" in z.files:
-                    encoder_name = str(json.loads(str(z["meta"])).get("encoder", encoder_name))
-                if "scores" in z.files and f.stem not in caps:
+            z = _load_npz(f)
+            emb, ts = z["embeddings"], z["timestamps"]
+            if "meta" in z:
+                encoder_name = str(z["meta"].get("encoder", encoder_name))
+            if "scores" in z and f.stem not in caps:
+                try:
                     segments += segments_from_scores(emb, z["scores"], args.segment_frames)
-                    continue
-                temb = z["teacher_embeddings"] if "teacher_embeddings" in z.files else emb
+                except ParameterError as e:
+                    raise ParameterError(f"{f}: {e}") from None
+                continue
+            temb = z.get("teacher_embeddings", emb)
         else:
             from ..features import extract_features
 
@@ -155,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
     from ..distill import DistillConfig, evaluate, synthetic_segments, train_student
     from ..peek_model import StudentConfig, init_student
 
+    if not 0 <= args.val_fraction < 1:
+        raise ParameterError(f"The '--val-fraction' option must be a float >= 0 and < 1. Got {args.val_fraction!r} instead.")
     if args.synthetic is not None:
         if args.synthetic < 2:
             raise ParameterError(f"The '--synthetic' option must be an int >= 2. Got {args.synthetic!r} instead.")
@@ -163,13 +228,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.input:
             raise ParameterError("Give INPUT (feature files or videos) or --synthetic N.")
         segments, encoder_name = collect_segments(args)
-    if not 0 <= args.val_fraction < 1:
-        raise ParameterError(f"The '--val-fraction' option must be a float >= 0 and < 1. Got {args.val_fraction!r} instead.")
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(segments))
-    n_val = int(round(args.val_fraction * len(segments))) if len(segments) > 1 else 0
-    val = [segments[i] for i in order[:n_val]]
-    train = [segments[i] for i in order[n_val:]]
+    train, val = _split(segments, args.val_fraction, args.seed)
     cfg = DistillConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device)
     dim = int(train[0].features.shape[1])
     student = StudentConfig(input_dim=dim, encoder=encoder_name, info={"segments": len(train), "val_segments": len(val)})

@@ -1,4 +1,4 @@
-"""PEEK: a distilled student ranks frames, stratified argmax picks them (methods.md section 7).
+"""PEEK: a distilled student ranks frames, stratified argmax picks them.
 
 Source: PEEK (arXiv 2605.31029, momentslab/peek). A small Transformer student reads frozen
 frame features and was distilled from a teacher's caption-frame similarity (ListMLE); at
