@@ -62,3 +62,40 @@ def test_pipeline_image_query_reaches_selector(scene_video):
 def test_pipeline_bad_component():
     with pytest.raises(ParameterError, match="'frames' parameter of Pipeline"):
         Pipeline(frames=3)  # type: ignore[arg-type]
+
+
+def test_unwritable_cache_dir_warns_once_and_runs_without_cache(scene_video, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("VIDSIEVE_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(RuntimeWarning, match="cannot be used") as rec:
+        a = extract_features(scene_video.path, PixelEncoder(), fps=2.0, progress=False)
+        b = extract_features(scene_video.path, PixelEncoder(), fps=2.0, progress=False)
+    assert len([w for w in rec if "cannot be used" in str(w.message)]) == 1
+    assert len(a) == len(b) == 18 and np.array_equal(a.embeddings, b.embeddings)
+
+
+def test_temp_file_of_a_killed_writer_is_cleaned(scene_video, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    # a writer SIGKILLed in the middle of writing its cache entry leaves its temp file behind
+    child = (
+        "import os, signal, numpy as np\n"
+        "import vidsieve.features as F\n"
+        "from vidsieve.encoders.pixel import PixelEncoder\n"
+        "def dying_savez(path, **arrays):\n"
+        "    open(path, 'wb').write(b'PK partial')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "F.np.savez = dying_savez\n"
+        f"F.extract_features({str(scene_video.path)!r}, PixelEncoder(), fps=2.0, cache={str(tmp_path)!r}, progress=False)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr.decode()[-500:]
+    assert len(list((tmp_path / "features").glob("*.tmp.npz"))) == 1
+    t: dict = {}
+    extract_features(scene_video.path, PixelEncoder(), fps=1.0, cache=tmp_path, progress=False, timings=t)
+    assert t["cache_hit"] == 0.0
+    assert not list((tmp_path / "features").glob("*.tmp.npz"))
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 1

@@ -1,9 +1,21 @@
-"""Video reading with decord: metadata, candidate sampling and chunked decoding.
+"""Video reading with decord: metadata, presentation times, candidate sampling, chunked decoding.
 
 Only the requested frames are decoded, in bounded chunks, optionally resized at decode time,
-so memory stays flat in video length. Every failure a user can cause (missing file, not a
-video, truncated or corrupt file, zero frames, indices past the end) raises a
-:class:`~vidsieve.errors.VideoError` subclass that says which file and what to do.
+so memory stays flat in video length. Frames come out as every player shows them: a rotation
+the container declares (phone footage: a display matrix of 90, 180 or 270 degrees) is applied,
+and ``probe`` reports the displayed width and height. Where decord refuses a decode-time size
+(it does for some widths and for some very tall or thin frames), frames are decoded at their
+native size and resized afterwards, so every size works.
+
+Timestamps are the frames' presentation times (PTS) read from the container's index without
+decoding pixels, so variable-frame-rate video gets its true times. decord reports them to the
+millisecond; a stream whose times all lie within 1 ms of ``index / fps`` is constant-rate and
+gets the exact ``index / fps``.
+
+Every failure a user can cause (missing file, not a video, truncated or corrupt file, zero
+frames, indices past the end) raises a :class:`~vidsieve.errors.VideoError` subclass with one
+clean line that says which file and what is wrong: decord's wall-clock and source-file
+prefixes and FFmpeg's log lines are kept out of it, so identical runs give identical errors.
 """
 
 from __future__ import annotations
@@ -13,8 +25,11 @@ import ctypes
 import functools
 import os
 import re
+import subprocess
 import tempfile
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +44,9 @@ DEFAULT_CHUNK = 32
 #: a reader is reopened after this many decoded frames: decord's ``get_batch`` keeps growing
 #: internal buffers over a long pass (measured: +80 MB over 20k frames), a fresh reader does not.
 REOPEN_EVERY = 2048
+#: decord's presentation times are rounded to the millisecond: a stream within this of
+#: ``index / fps`` everywhere is constant-rate.
+CFR_TOLERANCE_S = 1.0e-3 + 1.0e-6
 
 
 def _decord():  # type: ignore[no-untyped-def]
@@ -41,6 +59,8 @@ def _decord():  # type: ignore[no-untyped-def]
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(f"A video must be given as a path (str or os.PathLike). Got {type(path).__name__} instead.")
     p = Path(path)
     if not p.exists():
         raise VideoNotFoundError(f"Video not found: {p}")
@@ -51,22 +71,22 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def open_reader(path: str | os.PathLike[str], size: tuple[int, int] | None = None):  # type: ignore[no-untyped-def]
-    """A decord ``VideoReader`` (resized at decode time to ``size=(H, W)`` when given)."""
-    p = _check_path(path)
-    decord = _decord()
-    kw = {} if size is None else {"height": int(size[0]), "width": int(size[1])}
-    try:
-        with warnings.catch_warnings(), _native_stderr_held() as held:
-            warnings.simplefilter("ignore")
-            vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=1, **kw)
-        held.release()
-    except Exception as e:
-        reason = re.sub(r"^\[[^\]]*\]\s*\S+:\d+:\s*", "", str(e).splitlines()[0])[:200]
-        raise VideoDecodeError(f"{p} is not a readable video ({reason}).") from None
-    if len(vr) == 0:
-        raise VideoDecodeError(f"{p} contains no video frames.")
-    return vr
+# decord prefixes its messages with a wall-clock time and the C++ source position, sometimes
+# several times over ("[06:40:40] /src/x.cc:292: [06:40:40] /src/y.cc:218: Check failed: ...").
+_DECORD_PREFIX = re.compile(r"\[\d{1,2}:\d{2}:\d{2}\]\s*(?:\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+:\s*)?")
+_SOURCE_POS = re.compile(r"(?:^|\s)\S*/\S+\.(?:cc|cpp|cxx|c|h|hpp):\d+:\s*")
+
+
+def clean_error_text(e: BaseException | str, limit: int = 200) -> str:
+    """One reproducible line from a decord/FFmpeg error: no clock, source paths or stack trace."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Stack trace", "[bt]"))]
+    text = lines[0] if lines else ""
+    text = _SOURCE_POS.sub(" ", _DECORD_PREFIX.sub("", text)).strip()
+    return text[:limit] or type(e).__name__
+
+
+_stderr_lock = threading.RLock()
 
 
 class _HeldStderr:
@@ -81,46 +101,154 @@ class _HeldStderr:
 
 @contextlib.contextmanager
 def _native_stderr_held() -> Iterator[_HeldStderr]:
-    """Hold back what decord's C++ code writes to fd 2 while it opens a file.
+    """Hold back what decord's C++ code and FFmpeg write to fd 2 during one native call.
 
-    On a bad file decord prints its own log line before raising; the user should see one clear
-    vidsieve error instead. On success the caller passes the held text on with ``release()``.
+    On a bad file they print log lines before decord raises; the user should see one clear
+    vidsieve error instead. On success the caller may pass the held text on with ``release()``.
+    One holder at a time (fd 2 is process-wide).
     """
     held = _HeldStderr()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): nothing to hold back
-        yield held
-        return
-    with tempfile.TemporaryFile() as tmp:
+    with _stderr_lock:
         try:
-            os.dup2(tmp.fileno(), 2)
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (embedded interpreters): nothing to hold back
             yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            held.data = tmp.read()
+            return
+        with tempfile.TemporaryFile() as tmp:
+            try:
+                os.dup2(tmp.fileno(), 2)
+                yield held
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                held.data = tmp.read()
+
+
+def open_reader(path: str | os.PathLike[str], size: tuple[int, int] | None = None):  # type: ignore[no-untyped-def]
+    """A decord ``VideoReader`` (resized at decode time to ``size=(H, W)`` when given).
+
+    decord applies the container's rotation; ``size`` is the size of the upright frame.
+    """
+    p = _check_path(path)
+    decord = _decord()
+    kw = {} if size is None else {"height": int(size[0]), "width": int(size[1])}
+    try:
+        with warnings.catch_warnings(), _native_stderr_held() as held:
+            warnings.simplefilter("ignore")
+            vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=1, **kw)
+        held.release()
+    except Exception as e:
+        raise VideoDecodeError(f"{p} is not a readable video ({clean_error_text(e)}).") from None
+    if len(vr) == 0:
+        raise VideoDecodeError(f"{p} contains no video frames.")
+    return vr
+
+
+# ------------------------------------------------------------------ codec name
+_CODEC_RE = re.compile(r"Stream #\d+:\d+\S*.*?: Video: ([A-Za-z0-9_]+)")
 
 
 @functools.lru_cache(maxsize=256)
 def _codec_name(path: str, mtime_ns: int) -> str:
+    """The video codec's short name (``h264``, ``vp8``, ``hevc``...) from FFmpeg's stream line.
+
+    ``ffmpeg -i FILE`` with no output only reads the header: nothing is decoded, so a large
+    file costs nothing and there is no decoder process to kill afterwards.
+    """
     import imageio_ffmpeg
 
     try:
-        gen = imageio_ffmpeg.read_frames(path)
-        meta = next(gen)
-        gen.close()
-        return str(meta.get("codec", "unknown")).split(" ")[0] or "unknown"
-    except Exception:
+        out = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+            capture_output=True, timeout=60, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+    m = _CODEC_RE.search(out.stderr.decode("utf-8", "replace"))
+    return m.group(1) if m else "unknown"
+
+
+# ------------------------------------------------------------------ presentation times
+class _StreamTimes:
+    """Per-file presentation times of every frame, cached by (path, size, mtime)."""
+
+    def __init__(self, maxsize: int = 16) -> None:
+        self._cache: OrderedDict[tuple[str, int, int], tuple[np.ndarray, float]] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(p: Path) -> tuple[str, int, int]:
+        st = p.stat()
+        return (str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+    def get(self, p: Path, vr: Any = None) -> tuple[np.ndarray, float]:
+        """(start times ``[N]`` float64 seconds, average fps) of ``p``; ``vr`` an open reader."""
+        k = self.key(p)
+        with self._lock:
+            if k in self._cache:
+                self._cache.move_to_end(k)
+                return self._cache[k]
+        value = _read_times(vr if vr is not None else open_reader(p))
+        with self._lock:
+            self._cache[k] = value
+            while len(self._cache) > self._maxsize:
+                self._cache.popitem(last=False)
+        return value
+
+
+def _read_times(vr: Any) -> tuple[np.ndarray, float]:
+    n = len(vr)
+    declared = float(vr.get_avg_fps())
+    declared = declared if np.isfinite(declared) and declared > 0 else 0.0
+    rate = declared if declared > 0 else VideoMeta.DEFAULT_FPS
+    nominal = np.arange(n, dtype=np.float64) / rate
+    try:
+        se = np.asarray(vr.get_frame_timestamp(np.arange(n)), dtype=np.float64).reshape(n, 2)
+    except Exception:
+        return nominal, declared
+    start = np.round(se[:, 0], 6)
+    if not np.all(np.isfinite(start)) or (n > 1 and start[-1] <= start[0]):
+        return nominal, declared  # no usable PTS (e.g. a stream without timestamps)
+    start = np.maximum.accumulate(start - start[0])
+    if declared > 0 and np.max(np.abs(start - nominal)) <= CFR_TOLERANCE_S:
+        return nominal, declared  # constant rate: exact index / fps
+    end = float(se[-1, 1]) - float(se[0, 0])
+    span = end if np.isfinite(end) and end > start[-1] else start[-1] + (start[-1] / max(n - 1, 1))
+    return start, n / span
+
+
+_TIMES = _StreamTimes()
+
+
+def frame_timestamps(
+    path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
+    """Presentation times in seconds (float64 ``[K]``) of frames ``indices`` (all when None).
+
+    Read from the container's index, no pixel is decoded. The first frame is at 0.0. For a
+    constant-rate stream this is exactly ``index / fps``; for a variable-rate one the frames'
+    own times (to the millisecond).
+    """
+    p = _check_path(path)
+    times, _ = _TIMES.get(p)
+    if indices is None:
+        return times.copy()
+    return times[_validate_indices(indices, times.size, str(p))]
 
 
 def probe(path: str | os.PathLike[str], *, codec: bool = False) -> VideoMeta:
-    """Read a video's metadata without decoding frames (``codec=True`` asks ffmpeg too)."""
+    """Read a video's metadata without decoding more than its first frame.
+
+    ``width``/``height`` are those of the upright (displayed) frame. ``fps`` is the declared
+    rate of a constant-rate stream, ``frames / duration`` of a variable-rate one (so
+    ``duration`` is right for both), 0.0 when the container declares none.
+    ``codec=True`` also asks FFmpeg for the codec name.
+    """
     p = _check_path(path)
     vr = open_reader(p)
-    fps = float(vr.get_avg_fps())
+    _, fps = _TIMES.get(p, vr)
     h, w = _frame_shape(vr, p)
     st = p.stat()
     return VideoMeta(
@@ -138,24 +266,33 @@ def _frame_shape(vr, p: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def
     # decord exposes the size without decoding through the first frame's lazy shape only in
     # some builds; reading one frame is cheap and also proves the stream decodes.
     try:
-        shape = vr.next().shape
-        vr.seek(0)
+        with _native_stderr_held():
+            shape = vr.next().shape
+            vr.seek(0)
     except Exception as e:
-        raise VideoDecodeError(f"{p}: the first frame cannot be decoded ({e}); the file is corrupt.") from None
+        raise VideoDecodeError(
+            f"{p}: the first frame cannot be decoded ({clean_error_text(e)}); the file is corrupt."
+        ) from None
     return int(shape[0]), int(shape[1])
 
 
+# ------------------------------------------------------------------ sampling
 def sample_indices(
     meta: VideoMeta,
     *,
     fps: float | None = None,
     count: int | None = None,
     max_frames: int | None = None,
+    timestamps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Candidate frame indices: one every ``1/fps`` seconds, or ``count`` evenly spaced.
 
     Exactly one of ``fps`` and ``count`` is given; ``max_frames`` caps the result (evenly
-    thinned). Returns sorted unique int64 ``[T]`` in ``[0, meta.num_frames)``.
+    thinned). ``timestamps``: the presentation times ``[num_frames]`` of every frame (see
+    :func:`frame_timestamps`); with ``fps`` each pick is then the frame on screen at
+    ``k / fps`` seconds, which is right for variable-rate video too. Without them the times
+    are taken as ``index / meta.effective_fps``. Returns sorted unique int64 ``[T]`` in
+    ``[0, meta.num_frames)``.
     """
     n = meta.num_frames
     if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1):
@@ -167,14 +304,41 @@ def sample_indices(
             raise ParameterError(f"The 'count' parameter must be an int >= 1. Got {count!r} instead.")
         idx = np.unique(np.linspace(0, n - 1, min(int(count), n), dtype=np.int64))
     else:
-        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
+        if not isinstance(fps, (int, float, np.floating)) or isinstance(fps, bool) or not fps > 0 or not np.isfinite(fps):
             raise ParameterError(f"The 'fps' parameter must be a float > 0. Got {fps!r} instead.")
-        src_fps = meta.fps if meta.fps > 0 else 25.0
-        step = src_fps / float(fps)
-        idx = np.unique(np.floor(np.arange(0.0, n, max(step, 1.0))).astype(np.int64))
+        if timestamps is not None:
+            ts = np.asarray(timestamps, dtype=np.float64)
+            if ts.shape != (n,):
+                raise ParameterError(f"timestamps must have shape ({n},) (one per frame); got {ts.shape}.")
+            # frame on screen at each target time: the last one that started by then
+            targets = np.arange(0.0, ts[-1] + 1e-9, 1.0 / float(fps)) if n else np.empty(0)
+            pos = np.searchsorted(ts, targets + 1e-6, side="right") - 1
+            idx = np.unique(np.clip(pos, 0, max(n - 1, 0))).astype(np.int64)
+        else:
+            step = meta.effective_fps / float(fps)
+            idx = np.unique(np.floor(np.arange(0.0, n, max(step, 1.0))).astype(np.int64))
     if max_frames is not None and idx.size > max_frames:
         idx = idx[np.unique(np.linspace(0, idx.size - 1, max_frames, dtype=np.int64))]
     return idx
+
+
+def candidate_frames(
+    meta: VideoMeta,
+    *,
+    fps: float | None = None,
+    count: int | None = None,
+    max_frames: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate ``(indices [T] int64, timestamps [T] seconds)`` of a file, no pixel decoded.
+
+    The one sampling rule every path uses (feature extraction and content-free selectors):
+    :func:`sample_indices` on the frames' presentation times.
+    """
+    times = frame_timestamps(meta.path)
+    if times.size != meta.num_frames:  # pragma: no cover - metadata of another file version
+        raise VideoDecodeError(f"{meta.path} changed while it was read; run again.")
+    idx = sample_indices(meta, fps=fps, count=count, max_frames=max_frames, timestamps=times if fps is not None else None)
+    return idx, times[idx]
 
 
 def _validate_indices(indices: Sequence[int] | np.ndarray, n: int, path: str) -> np.ndarray:
@@ -214,9 +378,65 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
     t = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
     return t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+class _BatchDecoder:
+    """``get_batch`` with decode-time resizing where decord accepts the size, else afterwards.
+
+    decord refuses some decode-time sizes only on the first batch (its output buffer and the
+    scaler disagree: "DECORDArrayCopyFromTo: The size must exactly match"), so a refusal is
+    caught there too: the reader is reopened at the native size and every batch is resized
+    after decoding.
+    """
+
+    def __init__(self, p: Path, size: tuple[int, int] | None) -> None:
+        self.p, self.size = p, size
+        self.decode_size = size
+        self.vr: Any = None
+        if size is not None:
+            try:
+                self.vr = open_reader(p, size=size)
+            except VideoDecodeError:
+                self.decode_size = None
+        if self.vr is None:
+            self.vr = open_reader(p)
+        self.since_open = 0
+
+    def _native(self) -> None:
+        self.vr = None
+        self.decode_size = None
+        self.vr = open_reader(self.p)
+        self.since_open = 0
+
+    def _batch(self, part: np.ndarray) -> np.ndarray:
+        with _native_stderr_held() as held:
+            pixels = self.vr.get_batch(part.tolist()).asnumpy()
+        held.release()
+        return pixels
+
+    def get(self, part: np.ndarray) -> np.ndarray:
+        """uint8 ``[len(part), H, W, 3]`` for sorted frame indices ``part``."""
+        if self.since_open >= REOPEN_EVERY:
+            self.vr = None
+            self.vr = open_reader(self.p, size=self.decode_size)
+            self.since_open = 0
+        self.since_open += part.size
+        try:
+            pixels = self._batch(part)
+        except Exception as e:
+            if self.decode_size is None:
+                raise VideoDecodeError(
+                    f"{self.p}: frames {part[0]}..{part[-1]} cannot be decoded ({clean_error_text(e, 160)}); "
+                    "the file is truncated or corrupt."
+                ) from None
+            self._native()
+            return self.get(part)
+        if self.size is not None and pixels.shape[1:3] != tuple(self.size):
+            pixels = _resize(pixels, self.size)
+        return pixels
 
 
 def iter_frames(
@@ -228,40 +448,20 @@ def iter_frames(
 ) -> Iterator[Frames]:
     """Decode ``indices`` (any order; returned sorted, unique) in chunks of at most ``chunk``.
 
-    size: ``(H, W)`` to resize to (at decode time where decord allows it), or None.
-    Yields :class:`Frames` with uint8 ``[<=chunk, H, W, 3]`` pixels.
+    size: ``(H, W)`` of the upright frames to resize to (at decode time where decord allows
+    it, else after decoding), or None for the native size. Yields :class:`Frames` with uint8
+    ``[<=chunk, H, W, 3]`` pixels and the frames' presentation times.
     """
-    if chunk < 1:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
     p = _check_path(path)
-    vr = open_reader(p)
-    n, fps = len(vr), float(vr.get_avg_fps()) or 25.0
-    idx = np.unique(_validate_indices(indices, n, str(p)))
-    resize_after = False
-    if size is not None:
-        try:
-            vr = open_reader(p, size=size)
-        except VideoDecodeError:
-            resize_after = True  # decord refuses some small sizes; resize after decoding
-    decode_size = None if resize_after else size
-    since_open = 0
+    dec = _BatchDecoder(p, size)
+    times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
+    idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
     for start in range(0, idx.size, chunk):
         part = idx[start : start + chunk]
-        if since_open >= REOPEN_EVERY:
-            del vr
-            vr = open_reader(p, size=decode_size)
-            since_open = 0
-        since_open += part.size
-        try:
-            pixels = vr.get_batch(part.tolist()).asnumpy()
-        except Exception as e:
-            raise VideoDecodeError(
-                f"{p}: frames {part[0]}..{part[-1]} cannot be decoded ({str(e).splitlines()[0][:160]}); "
-                "the file is truncated or corrupt."
-            ) from None
-        if resize_after and size is not None:
-            pixels = _resize(pixels, size)
-        yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=part / fps)
+        pixels = dec.get(part)
+        yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=times[part])
         del pixels
         release_freed_memory()
 

@@ -3,7 +3,9 @@
 The cache key is the video's identity (resolved path, size, mtime), the encoder's
 ``cache_key()`` and the sampling, so a second run on the same video skips decoding and
 encoding. Entries are written atomically (temp file + rename); a crash never leaves a
-half-written entry behind.
+half-written entry behind, and the temp file of a writer that was killed is removed by the
+next write. A cache directory that cannot be written is reported once (a warning) and the
+run goes on without the cache: the features are still returned.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import iter_frames, probe, sample_indices
+from .decoding import candidate_frames, iter_frames, probe
 from .encoders.base import FrameEncoder
 from .errors import VideoDecodeError
 from .types import FrameFeatures, VideoMeta
 
-CACHE_VERSION = 1
+#: 2: timestamps are the frames' presentation times and fps-sampling follows them (VFR video).
+CACHE_VERSION = 2
+#: a temp file of another host (or of an unparsable name) older than this is an orphan.
+STALE_TMP_AGE_S = 3600.0
 
 
 def default_cache_dir() -> Path:
@@ -51,9 +58,62 @@ def cache_key(meta: VideoMeta, encoder: FrameEncoder, sampling: Mapping[str, obj
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
+_warned_dirs: set[str] = set()
+
+
+def _warn_once(root: Path, err: BaseException) -> None:
+    if str(root) not in _warned_dirs:
+        _warned_dirs.add(str(root))
+        warnings.warn(
+            f"The feature cache in {root} cannot be used ({type(err).__name__}: {err}); "
+            "running without it. Set VIDSIEVE_CACHE_DIR to a writable directory, or pass cache=False.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _tmp_tag() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_temp_files(folder: Path) -> int:
+    """Remove ``*.tmp.npz`` left by writers that died (SIGKILL, power loss); returns how many.
+
+    A temp file is named ``.<key>.<host>-<pid>.<random>.tmp.npz``: one of this host whose pid is
+    gone is an orphan; any other is one once it is older than :data:`STALE_TMP_AGE_S`.
+    """
+    host, removed, now = socket.gethostname(), 0, time.time()
+    for f in folder.glob("*.tmp.npz"):
+        parts = f.name.split(".")
+        tag = parts[2] if len(parts) >= 6 else ""
+        f_host, _, f_pid = tag.rpartition("-")
+        try:
+            if f_host == host and f_pid.isdigit():
+                stale = int(f_pid) != os.getpid() and not _pid_alive(int(f_pid))
+            else:
+                stale = now - f.stat().st_mtime > STALE_TMP_AGE_S
+            if stale:
+                f.unlink()
+                removed += 1
+        except OSError:
+            continue  # removed meanwhile by another process, or not ours to remove
+    return removed
+
+
 def _save(path: Path, feats: FrameFeatures) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    clean_stale_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{_tmp_tag()}.", suffix=".tmp.npz")
     os.close(fd)
     arrays = {
         "embeddings": feats.embeddings,
@@ -109,19 +169,22 @@ def extract_features(
     meta = probe(video)
     if count is not None:
         fps = None
-    idx = sample_indices(meta, fps=fps, count=count, max_frames=max_frames)
+    idx, times = candidate_frames(meta, fps=fps, count=count, max_frames=max_frames)
     sampling = {"fps": fps, "count": count, "max_frames": max_frames}
     entry: Path | None = None
     if cache:
         root = default_cache_dir() if cache is True else Path(cache)
         entry = root / "features" / f"{cache_key(meta, encoder, sampling)}.npz"
-        if entry.exists():
-            hit = _load(entry)
-            if hit is not None:
-                hit = dataclasses.replace(hit, source=meta.path)
-                if timings is not None:
-                    timings.update(decode=0.0, encode=0.0, cache_hit=1.0)
-                return hit
+        try:
+            hit = _load(entry) if entry.exists() else None
+        except OSError as err:
+            _warn_once(root, err)
+            hit, entry = None, None
+        if hit is not None:
+            hit = dataclasses.replace(hit, source=meta.path)
+            if timings is not None:
+                timings.update(decode=0.0, encode=0.0, cache_hit=1.0)
+            return hit
     # Outputs are allocated once the first batch shows their width: no list of chunks and no
     # concatenation copy at the end, so peak memory is the output plus one chunk.
     emb_out: np.ndarray | None = None
@@ -154,19 +217,21 @@ def extract_features(
     bar.close()
     if emb_out is None:
         raise VideoDecodeError(f"{meta.path}: no candidate frames could be decoded.")
-    fps_src = meta.fps if meta.fps > 0 else 25.0
     feats = FrameFeatures(
         embeddings=emb_out,
         indices=idx,
-        timestamps=idx / fps_src,
+        timestamps=times,
         grid=grid_out if has_grid else None,
         encoder=encoder.cache_key(),
-        fps=fps_src,
+        fps=meta.effective_fps,
         duration=meta.duration,
         source=meta.path,
     )
     if timings is not None:
         timings.update(decode=t_dec, encode=t_enc, cache_hit=0.0)
     if entry is not None:
-        _save(entry, feats)
+        try:
+            _save(entry, feats)
+        except OSError as err:  # unwritable or full: the work is done, keep its result
+            _warn_once(entry.parent.parent, err)
     return feats
