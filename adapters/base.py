@@ -20,8 +20,8 @@ Definitions used throughout:
 * A *frame* of the token grid is what the encoder emits one ``[h, w]`` grid for. For LLaVA
   models that is one video frame. For Qwen2/2.5/3-VL it is one *temporal group* of
   ``temporal_patch_size`` (= 2) consecutive chosen frames: each LLM token covers 2 frames x
-  (2x2 patches). An odd number of chosen frames is padded by repeating the last chosen frame
-  (the processor's own rule, made explicit so the metadata tells the truth).
+  (2x2 patches). The processor gets exactly the chosen frames and their metadata; it pads an
+  odd count by repeating the last frame, and the per-group allotments follow that rule.
 * Per-frame allotments from the frame selection (``Selection.frame_tokens``) are summed over
   the frames of a group; ``Selection.downscale`` (F2C) becomes ``TokenInput.downscale`` (max
   over a group) and caps the group's allotment at ``ceil(h/s) * ceil(w/s)``: the resolution
@@ -66,6 +66,8 @@ from vidsieve.registry import create_encoder, create_selector, create_token_sele
 from vidsieve.tokens.base import TokenInput, TokenSelection, TokenSelector
 from vidsieve.types import Budget, Frames, Query, Selection
 
+from .tower_stats import TowerRequest, capture, request_of
+
 VideoInput = Any  # a path, a Frames, a uint8 [T, H, W, 3] array, or a PreparedVideo
 
 
@@ -99,14 +101,15 @@ class PreparedVideo:
     video; frame selection and decoding are then skipped (the frames are fed as they are).
 
     frames:           the ``K`` chosen frames, ``pixels`` uint8 ``[K, H, W, 3]``, their source
-                      ``indices`` ``[K]`` and ``timestamps`` ``[K]``; ``K`` is a whole number of
-                      temporal groups (Qwen: the last chosen frame repeated to an even count).
+                      ``indices`` ``[K]`` and ``timestamps`` ``[K]``, exactly as chosen (Qwen's
+                      processor pads an odd ``K`` to whole temporal groups itself).
     fps, total_frames: the source video's rate and length (for the processor's metadata).
     selection:        the frame selector's :class:`Selection` (None for raw frames).
-    group_allotment / group_downscale / group_timestamps: per token-grid frame ``[K / g]``
+    group_allotment / group_downscale / group_timestamps: per token-grid frame ``[ceil(K / g)]``
                       (``g`` = ``VideoLLM.temporal_group``), or None.
     timings:          seconds spent producing it (``features``, ``decode``); a call given this
                       object reports these (and the selection's ``select``) as its own.
+    group_size:       the temporal group size the per-group arrays were made for.
     """
 
     frames: Frames
@@ -117,6 +120,8 @@ class PreparedVideo:
     group_downscale: np.ndarray | None = None
     group_timestamps: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: the ``temporal_group`` of the adapter that grouped it (the per-group arrays depend on it).
+    group_size: int = 1
 
 
 @dataclass
@@ -124,7 +129,7 @@ class Stats:
     """What the last call fed the LLM and how long each stage took (``VideoLLM.last_stats``).
 
     frames: distinct chosen frames per video (<= budget.frames); frame_indices: the source
-    indices fed to the processor (Qwen: padded to whole pairs by repeating the last one).
+    indices fed to the processor (exactly the chosen frames; Qwen's processor pads an odd count).
     tokens: visual tokens fed per video; original_tokens: what the chosen frames cost unpruned.
     prompt_tokens: per row, the prompt's length as fed to the LLM (text + kept visual tokens,
     no padding). encode_reused: whether the vision tower was skipped (an :class:`EncodeCache`).
@@ -185,7 +190,7 @@ class EncodeCache:
     _owner: Any
     _videos: tuple[PreparedVideo, ...]
     _indices: list[np.ndarray]
-    _wanted: tuple[tuple[int, ...], bool]
+    _wanted: TowerRequest
 
     def __init__(self) -> None:
         self.clear()
@@ -197,16 +202,16 @@ class EncodeCache:
     def clear(self) -> None:
         """Drop the stored pass (the next call fills the cache again)."""
         self.encoded, self.stats = None, None
-        self._owner, self._videos, self._indices, self._wanted = None, (), [], ((), False)
+        self._owner, self._videos, self._indices, self._wanted = None, (), [], TowerRequest()
 
-    def fill(self, owner: Any, videos: Sequence[PreparedVideo], wanted: tuple[tuple[int, ...], bool],
+    def fill(self, owner: Any, videos: Sequence[PreparedVideo], wanted: TowerRequest,
              encoded: tuple[Any, list[VideoTokens]], stats: dict[str, Any] | None) -> None:
         """Store one tower pass over ``videos`` (called by :meth:`VideoLLM.prepare`)."""
         self.encoded, self.stats = encoded, stats
         self._owner, self._videos, self._wanted = owner, tuple(videos), wanted
         self._indices = [pv.frames.indices.copy() for pv in videos]
 
-    def check(self, owner: Any, videos: Sequence[PreparedVideo], wanted: tuple[tuple[int, ...], bool]) -> None:
+    def check(self, owner: Any, videos: Sequence[PreparedVideo], wanted: TowerRequest) -> None:
         """Raise :class:`AdapterError` unless the stored pass is valid for this call."""
         if owner is not self._owner:
             raise AdapterError("This EncodeCache was filled by another VideoLLM; use one cache per adapter.")
@@ -223,17 +228,6 @@ class EncodeCache:
                 f"The token selector now reads tower statistics {wanted} but the EncodeCache holds "
                 f"{self._wanted}; use a new EncodeCache."
             )
-
-
-def _attention_received(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
-    """``[B, L]`` attention received per key (column sums of softmax, mean over heads)."""
-    try:
-        from vidsieve.kernels.attention_received import attention_received
-    except ImportError:
-        from vidsieve.kernels.attention_received.reference import (
-            attention_received_ref as attention_received,
-        )
-    return attention_received(q, k, scale=scale)
 
 
 class _FirstTokenTimer:
@@ -276,6 +270,9 @@ class VideoLLM:
     mrope: bool = False
     #: the placeholder the prompt carries for one video.
     video_placeholder: str = "<video>"
+    #: fewest frames the processor accepts; fewer chosen frames are fed with the last one repeated
+    #: (Qwen3-VL's processor refuses a single frame, so there is no plain-model run to match).
+    min_processor_frames: int = 1
     #: kwargs of get_rope_index beyond the Qwen2-VL ones, taken from the processor output.
     rope_extra_keys: tuple[str, ...] = ()
 
@@ -372,6 +369,12 @@ class VideoLLM:
         """Map per-chunk tower statistics ``[L]`` to per-video ``[F, h*w]`` on the LLM grid."""
         raise NotImplementedError
 
+    def pre_projector_to_grid(self, feats: list[torch.Tensor], videos: list[VideoTokens]) -> list[torch.Tensor | None]:
+        """Map the captured projector inputs to per-video ``[F, h, w, D']`` on the LLM grid, or
+        None per video where the family has no such grid (the projector input is not on the
+        LLM grid, e.g. when pooling follows the projector)."""
+        return [None for _ in videos]
+
     def text_for(self, prompt: str) -> str:
         """The model input text for one user prompt with one video (chat template if any)."""
         tmpl = getattr(self.processor, "chat_template", None)
@@ -450,24 +453,33 @@ class VideoLLM:
         return pv
 
     def _group(self, fr: Frames, fps: float, total: int, sel: Selection | None) -> PreparedVideo:
-        """Pad to whole temporal groups and turn per-frame allotments into per-group ones."""
+        """Per token-grid frame allotments, downscale factors and times for the chosen frames.
+
+        The frames themselves are kept exactly as chosen (the processor pads an odd count to
+        whole temporal groups itself, by repeating the last frame); the per-group values follow
+        that same rule: a group's allotment is the sum over its chosen frames (a padding repeat
+        adds nothing), its downscale the max, its time the mean of its first and last frame
+        (the last chosen frame standing in for a missing one).
+        """
         g = self.temporal_group
-        k = len(fr)
-        pad = -k % g
         ft = None if sel is None or sel.frame_tokens is None else sel.frame_tokens.astype(np.int64)
         ds = None if sel is None or sel.downscale is None else sel.downscale.astype(np.float64)
-        if pad:
-            last = np.repeat(np.arange(k - 1, k), pad)
-            order = np.r_[np.arange(k), last]
-            fr = Frames(pixels=fr.pixels[order], indices=fr.indices[order], timestamps=fr.timestamps[order])
-            ft = None if ft is None else np.r_[ft, np.zeros(pad, np.int64)]
-            ds = None if ds is None else ds[order]
-        ng = len(fr) // g
-        allot = None if ft is None else ft.reshape(ng, g).sum(1)
-        down = None if ds is None else ds.reshape(ng, g).max(1)
-        ts = fr.timestamps.reshape(ng, g).mean(1)
+        if len(fr) < self.min_processor_frames:  # the processor refuses so few frames
+            extra = self.min_processor_frames - len(fr)
+            rep = np.r_[np.arange(len(fr)), np.full(extra, len(fr) - 1)]
+            fr = Frames(pixels=fr.pixels[rep], indices=fr.indices[rep], timestamps=fr.timestamps[rep])
+            ft = None if ft is None else np.r_[ft, np.zeros(extra, np.int64)]
+            ds = None if ds is None else ds[rep]
+        k = len(fr)
+        pad = -k % g
+        order = np.r_[np.arange(k), np.full(pad, k - 1, dtype=np.int64)]  # the processor's padding
+        ng = (k + pad) // g
+        allot = None if ft is None else np.r_[ft, np.zeros(pad, np.int64)].reshape(ng, g).sum(1)
+        down = None if ds is None else ds[order].reshape(ng, g).max(1)
+        ts_g = fr.timestamps[order].reshape(ng, g)
+        ts = (ts_g[:, 0] + ts_g[:, -1]) / 2.0
         return PreparedVideo(frames=fr, fps=fps, total_frames=total, selection=sel,
-                             group_allotment=allot, group_downscale=down, group_timestamps=ts)
+                             group_allotment=allot, group_downscale=down, group_timestamps=ts, group_size=g)
 
     # ------------------------------------------------------------------ processor
     def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
@@ -494,67 +506,29 @@ class VideoLLM:
         return {"do_sample_frames": False, "video_metadata": metadata}
 
     # ------------------------------------------------------------------ statistics hooks
-    def _wanted_layers(self) -> tuple[list[int], bool]:
-        """Vision layers whose attention-received statistics the token selector reads.
-
-        Taken from a selector attribute ``attention_layers`` when it has one, else from its int
-        hyper-parameters named ``*_layer`` (``aot``: shallow/deep, ``ktv-tokens``:
-        attention_layer). [CLS] attention is captured when the tower has a [CLS] token and the
-        selector has an ``importance`` parameter that may use it ("auto" or "cls").
-        """
-        sel = self.token_selector
-        layers = list(getattr(sel, "attention_layers", ()) or ())
-        if not layers and hasattr(sel, "get_params"):
-            layers = [v for k, v in sel.get_params().items()
-                      if k.endswith("_layer") and isinstance(v, int) and not isinstance(v, bool)]
-        imp = sel.get_params().get("importance") if hasattr(sel, "get_params") else None
-        want_cls = self.has_cls_token() and imp in ("auto", "cls")
-        return sorted(set(layers)), want_cls
+    def tower_request(self) -> TowerRequest:
+        """What the token selector reads from the vision tower (:mod:`.tower_stats`)."""
+        return request_of(self.token_selector, self.has_cls_token())
 
     def has_cls_token(self) -> bool:
         """Whether the vision tower prepends a [CLS] token."""
         return False
 
-    @contextlib.contextmanager
-    def capture_tower_stats(self, layers: Sequence[int], want_cls: bool) -> Iterator[dict[str, Any]]:
-        """Forward pre-hooks on the vision tower's attention modules; removed on exit.
+    def projector_module(self) -> torch.nn.Module | None:
+        """The module mapping vision features to the LLM width (for ``pre_projector``)."""
+        return None
 
-        Yields a dict filled during the forward: ``attention[layer] -> list of [L] per chunk``
-        and ``cls[...]`` likewise. The model is not modified after the block.
+    def capture_tower_stats(self, layers: Sequence[int], want_cls: bool | str | None,
+                            *, pre_projector: bool = False,
+                            pre_pool: bool = False) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        """Hooks on the vision tower for one forward (see :func:`.tower_stats.capture`).
+
+        want_cls: False/None, ``"raw"`` (released KTV's full-width logits) or ``"softmax"``
+        (``True`` means ``"softmax"``).
         """
-        mods = self.tower_modules()
-        n = len(mods)
-        # layer indices as the tower counts them; negative ones count from the end, and a
-        # layer the tower does not have is not captured (the selector then falls back or says so).
-        wanted = {(layer + n if layer < 0 else layer): layer for layer in layers if -n <= layer < n}
-        cls_layer = n - 1
-        store: dict[str, Any] = {"attention": {layer: [] for layer in wanted.values()}, "cls": []}
-        handles = []
-
-        def make(idx: int):  # type: ignore[no-untyped-def]
-            def hook(module, args, kwargs):  # type: ignore[no-untyped-def]
-                with torch.no_grad():
-                    chunks = self._qk_from_call(module, args, kwargs)
-                    if idx in wanted:
-                        store["attention"][wanted[idx]].extend(
-                            row for q, k, s in chunks for row in _attention_received(q, k, s)
-                        )
-                    if want_cls and idx == cls_layer:
-                        from vidsieve.kernels.attention_received.reference import cls_attention_ref
-
-                        store["cls"].extend(row for q, k, s in chunks for row in cls_attention_ref(q[:, :, 0], k, s))
-                return None
-
-            return hook
-
-        try:
-            for i, m in mods:
-                if i in wanted or (want_cls and i == cls_layer):
-                    handles.append(m.register_forward_pre_hook(make(i), with_kwargs=True))
-            yield store
-        finally:
-            for h in handles:
-                h.remove()
+        cls = "softmax" if want_cls is True else (want_cls or None)
+        req = TowerRequest(attention_layers=tuple(layers), cls=cls, pre_projector=pre_projector, pre_pool=pre_pool)
+        return capture(self, req)
 
     # ------------------------------------------------------------------ token selection
     def _token_inputs(self, vids: list[VideoTokens], prepared: list[PreparedVideo],
@@ -568,6 +542,9 @@ class VideoLLM:
             if stats["cls"]:
                 for i, g in enumerate(self.tower_stats_to_grid(stats["cls"], vids)):
                     cls[i] = g
+        pre: list[torch.Tensor | None] = [None for _ in vids]
+        if stats is not None and stats.get("pre_projector"):
+            pre = list(self.pre_projector_to_grid(stats["pre_projector"], vids))
         out = []
         for i, (vt, pv) in enumerate(zip(vids, prepared)):
             f, h, w, _ = vt.grid.shape
@@ -580,9 +557,11 @@ class VideoLLM:
             budget = None if self.budget.tokens is None else self.budget.tokens - tail
             if budget is not None and budget < 1:
                 raise ParameterError(f"budget.tokens={self.budget.tokens} leaves no visual token after the {tail} fixed token(s).")
+            pre_i = pre[i]
             out.append(TokenInput(
                 # selectors compute in float32; pure pruning still gathers the model's own tensors
                 tokens=vt.grid.detach().float(), allotment=allot, budget=budget, attention=att[i], cls_attention=cls[i],
+                pre_projector=None if pre_i is None else pre_i.detach().float(),
                 timestamps=pv.group_timestamps, downscale=pv.group_downscale,
             ))
         return out
@@ -642,10 +621,11 @@ class VideoLLM:
         """``video`` itself if already a :class:`PreparedVideo`, else :meth:`select_frames`."""
         if not isinstance(video, PreparedVideo):
             return self.select_frames(video, prompt, fps)
-        if len(video.frames) % self.temporal_group:
+        if video.group_size != self.temporal_group:
             raise ParameterError(
-                f"This PreparedVideo has {len(video.frames)} frames; {type(self).__name__} needs whole groups of "
-                f"{self.temporal_group}. Use the PreparedVideo that this adapter's select_frames returned."
+                f"This PreparedVideo was grouped for temporal groups of {video.group_size} frame(s); "
+                f"{type(self).__name__} needs whole groups of {self.temporal_group}. Use the PreparedVideo "
+                "that this adapter's select_frames returned."
             )
         return video
 
@@ -653,8 +633,7 @@ class VideoLLM:
                cache: EncodeCache | None) -> tuple[Any, list[VideoTokens], dict[str, Any] | None]:
         """(encoder output, per-video tokens, tower statistics or None): run the vision tower once
         (hooks capturing what the token selector reads), or replay a filled ``cache``."""
-        layers, want_cls = self._wanted_layers()
-        wanted = (tuple(layers), want_cls)
+        wanted = self.tower_request()
         if cache is not None and cache.encoded is not None:
             cache.check(self, prepared, wanted)
             enc, vids = cache.encoded
@@ -662,8 +641,8 @@ class VideoLLM:
                 self._legacy_enc = enc
             return enc, vids, cache.stats
         with torch.no_grad():
-            if layers or want_cls:
-                with self.capture_tower_stats(layers, want_cls) as stats:
+            if not wanted.empty:
+                with capture(self, wanted) as stats:
                     enc, vids = self.encode(inputs)
             else:
                 stats = None

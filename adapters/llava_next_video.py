@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from vidsieve.registry import register_adapter
 
+from .base import VideoTokens
 from .llava_onevision import LlavaVideoLLM
 
 
@@ -32,6 +33,18 @@ class LlavaNextVideoVideoLLM(LlavaVideoLLM):
 
         out: Any = list(feats)
         return BaseModelOutputWithPooling(pooler_output=out)
+
+    def pre_projector_to_grid(self, feats: list[torch.Tensor], vids: list[VideoTokens]) -> list[torch.Tensor | None]:
+        """The projector's input here is the pooled vision features of the feature layer (-2 for
+        the reference models), one ``[h*w, D']`` per frame: exactly the LLM grid."""
+        rows = torch.cat([f.reshape(-1, f.shape[-2], f.shape[-1]) for f in feats])  # [sum F, h*w, D']
+        out: list[torch.Tensor | None] = []
+        i = 0
+        for vt in vids:
+            f, h, w, _ = vt.grid.shape
+            out.append(rows[i:i + f].reshape(f, h, w, rows.shape[-1]).to(vt.grid.device))
+            i += f
+        return out
 
     def _pool_stats(self, maps: torch.Tensor, h: int, w: int) -> torch.Tensor:
         stride = maps.shape[-1] // h

@@ -171,6 +171,9 @@ class LlavaVideoLLM(VideoLLM):
     def has_cls_token(self) -> bool:
         return self.model.config.vision_config.model_type == "clip_vision_model"
 
+    def projector_module(self) -> torch.nn.Module | None:
+        return self.inner.multi_modal_projector  # type: ignore[no-any-return]
+
 
 @register_adapter("llava_onevision", "LLaVA-OneVision / LLaVA-Video (LlavaOnevisionForConditionalGeneration)")
 class LlavaOnevisionVideoLLM(LlavaVideoLLM):

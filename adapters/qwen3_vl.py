@@ -25,6 +25,7 @@ from .qwen2_vl import QwenVideoLLM
 class Qwen3VLVideoLLM(QwenVideoLLM):
     model_types = ("qwen3_vl",)
     processor_classes = ("Qwen3VLProcessor",)
+    min_processor_frames = 2  # its processor refuses one frame; one chosen frame is fed twice
 
     def pruned_output(self, enc: Any, feats: list[torch.Tensor], keeps: list[torch.Tensor]) -> Any:
         cls = type(enc)

@@ -216,13 +216,58 @@ def test_chosen_frame_indices_and_fps_reach_the_processor(family: str, monkeypat
         assert runs == 2  # one timestamped run per temporal group of 2 frames
 
 
-def test_odd_frame_count_is_padded_to_whole_qwen_groups() -> None:
+QWEN_TEXT = "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>describe the video<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("n", [5, 7, 9])
+def test_odd_frame_counts_match_the_plain_processor_and_model(family: str, n: int) -> None:
+    """Keep-all on an odd number of chosen frames == the plain HF processor + unwrapped model on
+    exactly those frames (the processor pads them itself; its metadata-derived values, Qwen2.5's
+    second_per_grid_ts and Qwen3's total-pixel cap and timestamps, must see the true count)."""
+    model, proc = fx.build(family)
+    video = fx.make_frames(n, 112, 168, seed=10 + n, fps=4.0, step=3)
+    assert proc.chat_template is None or not proc.chat_template  # the literal prompt below is the model input
+    tok = proc.tokenizer
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        ref_in = dict(proc(text=[QWEN_TEXT], videos=[video.pixels], return_tensors="pt", padding=True,
+                           do_sample_frames=False,
+                           video_metadata=[{"total_num_frames": int(video.indices[-1]) + 1, "fps": 4.0,
+                                            "frames_indices": video.indices.tolist()}]))
+    finally:
+        tok.padding_side = side
+    ref_in.pop("token_type_ids", None)
+    vlm = keep_all(family)
+    kw = vlm.prepare(video, "describe the video")
+    assert vlm.last_stats.frame_indices == [video.indices.tolist()]
+    assert torch.equal(kw["input_ids"], ref_in["input_ids"]), (
+        int((kw["input_ids"] == vlm.video_token_id).sum()), int((ref_in["input_ids"] == vlm.video_token_id).sum()))
+    with torch.no_grad():
+        ref = model(**ref_in).logits
+        got = model(**kw).logits
+    assert torch.equal(ref, got), f"max |diff| {(ref - got).abs().max().item()}"
+    g_ref = model.generate(**ref_in, max_new_tokens=3)[:, ref_in["input_ids"].shape[1]:]
+    assert torch.equal(vlm.generate(video, "describe the video", max_new_tokens=3, return_ids=True), g_ref)
+
+
+def test_odd_frame_count_allotment_follows_the_processor_padding() -> None:
+    """3 chosen frames on Qwen: 2 temporal groups; the second group's allotment is its one real
+    frame's, its time that frame's (the padding repeat adds nothing)."""
+    from vidsieve.types import Selection
+
     model, proc = fx.build("qwen2_vl")
     vlm = wrap(model, proc, frames="uniform", tokens="none", cache=False, encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=3))
+    fr = fx.make_frames(3, seed=4)
+    sel = Selection(indices=fr.indices, rows=np.arange(3), timestamps=fr.timestamps, selector="x", params={},
+                    frame_tokens=np.array([5, 6, 7]), downscale=np.array([1.0, 2.0, 3.0]))
+    pv = vlm._group(fr, 4.0, 7, sel)
+    assert len(pv.frames) == 3
+    assert pv.group_allotment.tolist() == [11, 7]
+    assert pv.group_downscale.tolist() == [2.0, 3.0]
+    assert pv.group_timestamps.tolist() == [(fr.timestamps[0] + fr.timestamps[1]) / 2, fr.timestamps[2]]
     vlm.prepare(fx.make_frames(9, seed=4), "describe the video")
-    assert vlm.last_stats.frames == [3]  # distinct frames, within the budget
-    fed = vlm.last_stats.frame_indices[0]
-    assert len(fed) == 4 and fed[-1] == fed[-2]  # the last frame repeated to fill the pair
+    assert vlm.last_stats.frames == [3] and len(vlm.last_stats.frame_indices[0]) == 3
 
 
 def test_qwen3_deepstack_is_cut_with_the_same_mask() -> None:
