@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,26 +146,3 @@ def run_compare(
 
 def _grid_size(feats: FrameFeatures) -> int:
     return 0 if feats.grid is None else int(feats.grid.shape[1] * feats.grid.shape[2])
-
-
-def write_report(result: CompareResult, out: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``report.html``, ``report.png`` and ``selections.json`` into ``out``."""
-    from .report import render_html, render_png
-
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": outdir / "selections.json", "png": outdir / "report.png", "html": outdir / "report.html"}
-    _atomic_write(paths["json"], json.dumps(result.to_json(), indent=1))
-    png_bytes = render_png(result)
-    _atomic_write(paths["png"], png_bytes)
-    _atomic_write(paths["html"], render_html(result, png_bytes))
-    return paths
-
-
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)

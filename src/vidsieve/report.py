@@ -1,16 +1,34 @@
-"""The ``compare`` report: one self-contained HTML page and the same picture as a PNG."""
+"""The ``compare`` report: ``report.html`` (one self-contained page), ``report.png`` (the same
+picture, see :mod:`.report_png`) and ``selections.json`` (everything, full texts included).
+
+Texts that come from the user or from errors (query, path, parameters, messages) are bounded
+in the page and the picture (:func:`.textfit.ellipsise`); ``selections.json`` keeps them whole.
+The three files are written all or nothing: each is rendered and written to a temporary file
+first and only renamed into place once all three are on disk.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .report_png import render_png
+from .textfit import ellipsise
+
 if TYPE_CHECKING:
     from .compare import CompareResult
+
+__all__ = ["render_html", "render_png", "write_report"]
+
+#: longest query / path / parameter / error text shown in the page (characters)
+TEXT_LIMIT = 300
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
@@ -27,7 +45,8 @@ def _jpeg_b64(img: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _frame_label(sel, j: int) -> str:  # type: ignore[no-untyped-def]
+def frame_label(sel, j: int) -> str:  # type: ignore[no-untyped-def]
+    """``"1.20s · 98tok · /2"``: a chosen frame's time, token allotment and downscale."""
     lab = f"{sel.timestamps[j]:.2f}s"
     if sel.frame_tokens is not None:
         lab += f" · {int(sel.frame_tokens[j])}tok"
@@ -36,7 +55,7 @@ def _frame_label(sel, j: int) -> str:  # type: ignore[no-untyped-def]
     return lab
 
 
-def _token_overlays(result: CompareResult) -> dict[str, list[np.ndarray]]:
+def token_overlays(result: CompareResult) -> dict[str, list[np.ndarray]]:
     """Per token selector: kept-token heat-maps over the thumbnails of its frames."""
     if not result.token_selections:
         return {}
@@ -49,76 +68,6 @@ def _token_overlays(result: CompareResult) -> dict[str, list[np.ndarray]]:
             token_heatmap(result.thumbs[int(idx)], ts, f, ts.grid) for f, idx in enumerate(base.indices)
         ]
     return out
-
-
-def render_png(result: CompareResult) -> bytes:
-    """The whole comparison as one PNG: a timeline, then one strip of thumbnails per selector."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result.selections)
-    overlays = _token_overlays(result)
-    rows = len(names) + len(overlays)
-    dur = max(result.meta.duration, 1e-6)
-    fig_h = 1.2 + 0.35 * max(len(names), 1) + 1.25 * rows
-    fig = plt.figure(figsize=(14, fig_h), dpi=100)
-    gs = fig.add_gridspec(rows + 1, 1, height_ratios=[max(1.0, 0.35 * len(names))] + [1.25] * rows, hspace=0.6)
-    ax = fig.add_subplot(gs[0])
-    for r, n in enumerate(names):
-        s = result.selections[n]
-        y = len(names) - 1 - r
-        if s.clips is not None and len(s.clips):
-            fps = result.features.fps or 1.0
-            for a, b in s.clips:
-                ax.plot([a / fps, b / fps], [y, y], color=_color(r), lw=6, alpha=0.25, solid_capstyle="butt")
-        ax.scatter(s.timestamps, np.full(len(s), y), marker="|", s=250, color=_color(r), linewidths=2)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(list(reversed(names)))
-    ax.set_xlim(-0.01 * dur, dur * 1.01)
-    ax.set_ylim(-0.7, len(names) - 0.3)
-    ax.set_xlabel("time (s)")
-    q = f" · query: {result.query.text or result.query.kind}" if result.query is not None else ""
-    ax.set_title(
-        f"{result.meta.path.split('/')[-1]} · {result.meta.duration:.1f}s · budget {result.budget.frames} frames"
-        + (f", {result.budget.tokens} tokens" if result.budget.tokens else "") + q,
-        fontsize=10, loc="left",
-    )
-    ax.grid(axis="x", alpha=0.3)
-    strips: list[tuple[str, list[np.ndarray], list[str]]] = []
-    for n in names:
-        s = result.selections[n]
-        strips.append((f"{n} ({s.timings['select'] * 1e3:.1f} ms)", [result.thumbs[int(i)] for i in s.indices],
-                       [_frame_label(s, j) for j in range(len(s))]))
-    for n, imgs in overlays.items():
-        ts = result.token_selections[n]
-        strips.append((f"tokens: {n} ({ts.total} kept)", imgs, [f"{c} tok" for c in ts.counts]))
-    for r, (title, imgs, labels) in enumerate(strips):
-        a = fig.add_subplot(gs[r + 1])
-        a.axis("off")
-        a.set_anchor("W")
-        a.set_title(title, fontsize=9, loc="left")
-        if not imgs:
-            continue
-        h = imgs[0].shape[0]
-        gap = np.full((h, 4, 3), 255, np.uint8)
-        parts: list[np.ndarray] = []
-        centers = []
-        x = 0
-        for im in imgs:
-            centers.append(x + im.shape[1] / 2)
-            parts += [im, gap]
-            x += im.shape[1] + 4
-        strip = np.concatenate(parts[:-1], axis=1)
-        a.imshow(strip, aspect="equal")
-        a.set_xlim(0, max(strip.shape[1], h * 12))
-        for c, lab in zip(centers, labels):
-            a.text(c, h + 2, lab, ha="center", va="top", fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _timeline_svg(result: CompareResult, width: int = 900) -> str:
@@ -150,12 +99,14 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
     from .registry import FRAME_SELECTORS
 
     m = result.meta
-    esc = html.escape
+    def esc(text: object, limit: int = TEXT_LIMIT) -> str:
+        return html.escape(ellipsise(str(text), limit))
+
     rows = []
     for n, s in result.selections.items():
         cells = "".join(
             f'<figure><img src="data:image/jpeg;base64,{_jpeg_b64(result.thumbs[int(i)])}" '
-            f'alt="frame {int(i)}"><figcaption>{esc(_frame_label(s, j))}<br>#{int(i)}</figcaption></figure>'
+            f'alt="frame {int(i)}"><figcaption>{esc(frame_label(s, j))}<br>#{int(i)}</figcaption></figure>'
             for j, i in enumerate(s.indices)
         )
         desc = esc(FRAME_SELECTORS.describe().get(n, ""))
@@ -166,7 +117,7 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
             f"<tr><td class=name><b>{esc(n)}</b><br><small>{desc}</small><br><code>{params}</code><br>"
             f"{s.timings['select'] * 1e3:.2f} ms · {len(s)} frames{warn_html}</td><td class=strip>{cells}</td></tr>"
         )
-    for n, imgs in _token_overlays(result).items():
+    for n, imgs in token_overlays(result).items():
         ts = result.token_selections[n]
         cells = "".join(
             f'<figure><img src="data:image/jpeg;base64,{_jpeg_b64(im)}"><figcaption>{c} tokens</figcaption></figure>'
@@ -176,10 +127,12 @@ def render_html(result: CompareResult, png: bytes | None = None) -> str:
             f"<tr><td class=name><b>tokens: {esc(n)}</b><br><small>on the frames of {esc(result.token_frames)}</small><br>"
             f"{ts.total} kept · {ts.timings.get('select', 0) * 1e3:.2f} ms</td><td class=strip>{cells}</td></tr>"
         )
-    errs = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in result.errors.items())
     notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
     stages = "".join(f"<tr><td>{esc(k)}</td><td>{v * 1e3:.1f} ms</td></tr>" for k, v in result.stage_times.items())
+    errs = "".join(f"<li><b>{esc(k)}</b>: {esc(v, 2 * TEXT_LIMIT)}</li>" for k, v in result.errors.items())
     q = "none" if result.query is None else esc(result.query.text or result.query.kind)
+    if result.query is not None and result.query.text and len(result.query.text) > TEXT_LIMIT:
+        q += f" <small>({len(result.query.text):,} characters; the whole text is in selections.json)</small>"
     png_link = '<p><a href="report.png">report.png</a> · <a href="selections.json">selections.json</a></p>' if png is not None else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vidsieve compare: {esc(m.path)}</title>
 <style>body{{font-family:sans-serif;margin:20px;color:#222}} table{{border-collapse:collapse}}
@@ -196,3 +149,33 @@ img{{height:80px;border-radius:3px}} td.name{{width:260px;min-width:260px}} .war
 {('<h2>Errors</h2><ul>' + errs + '</ul>') if errs else ''}
 <h2>Stage times</h2><table>{stages}</table>{png_link}
 </body></html>"""
+
+
+def write_report(result: CompareResult, out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``report.html``, ``report.png`` and ``selections.json`` into ``out`` (all or nothing).
+
+    Returns their paths. On any failure (a full disk, an unwritable directory) no file of a
+    previous report is replaced and no temporary file is left behind.
+    """
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": outdir / "selections.json", "png": outdir / "report.png", "html": outdir / "report.html"}
+    png = render_png(result)
+    data: dict[str, str | bytes] = {"json": json.dumps(result.to_json(), indent=1), "png": png,
+                                    "html": render_html(result, png)}
+    temps: dict[str, Path] = {}
+    try:
+        for key, path in paths.items():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temps[key] = tmp
+            body = data[key]
+            with open(tmp, "wb") as fh:
+                fh.write(body.encode("utf-8") if isinstance(body, str) else body)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for key, path in paths.items():
+            os.replace(temps.pop(key), path)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return paths

@@ -35,8 +35,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import run_compare, write_report
+    from ..compare import run_compare
     from ..images import load_query_image
+    from ..report import write_report
     from ..types import Budget
 
     if args.query and args.query_image:
