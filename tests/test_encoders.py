@@ -10,7 +10,7 @@ from vidsieve.relevance import l2_normalize
 def test_pixel_encoder_separates_scenes(scene_video):
     fr = decode_frames(scene_video.path, [2, 12, 25, 45, 55, 62, 70, 85], size=(224, 224))
     emb, grid = PixelEncoder().encode(fr.pixels)
-    assert emb.shape == (8, 64 + 256 + 64) and grid.shape == (8, 14, 14, 12)
+    assert emb.shape == (8, 144 + 6 * 2**2 + 8) and grid.shape == (8, 14, 14, 12)
     e = l2_normalize(emb)
     sim = e @ e.T
     scene = np.array([scene_video.scene_of(int(i)) for i in fr.indices])
@@ -102,9 +102,83 @@ def test_hf_encoder_offline_missing_model_is_a_clear_error(tmp_path):
         enc.encode(np.zeros((1, 8, 8, 3), np.uint8))
 
 
-def test_pixel_encoder_restores_torch_threads():
+def test_pixel_encoder_never_touches_torch_threads(monkeypatch):
+    """torch's thread count is process-wide: changing it, even briefly, races other threads."""
     import torch
 
-    before = torch.get_num_threads()
+    def refuse(n):
+        raise AssertionError(f"PixelEncoder called torch.set_num_threads({n})")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
     PixelEncoder().encode(np.zeros((9, 32, 32, 3), np.uint8))
-    assert torch.get_num_threads() == before
+    PixelEncoder().encode(np.zeros((20, 224, 224, 3), np.uint8))
+
+
+def _separation(emb, shot):
+    """(mean distance between frames of one shot) / (median distance between shot centroids)."""
+    e = l2_normalize(emb.astype(np.float64))
+    within, cents = [], []
+    for s in np.unique(shot):
+        x = e[shot == s]
+        cents.append(x.mean(0))
+        d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        within.append(d[~np.eye(len(x), dtype=bool)].mean())
+    c = np.asarray(cents)
+    between = np.linalg.norm(c[:, None] - c[None], axis=-1)[np.triu_indices(len(c), 1)]
+    return float(np.mean(within) / np.median(between))
+
+
+@pytest.mark.parametrize("style", ["objects", "pan"])
+def test_pixel_encoder_keeps_moving_shots_together(style):
+    """Shots with moving shapes or a panning camera: frames of one shot stay much closer to
+    each other than shots are to one another (the previous layout-heavy descriptor gave
+    0.52 for objects and 1.2 for pans here, this one 0.24 and 0.40: clustering selectors
+    split shots by motion when the ratio is near 1)."""
+    from vidsieve.synth import render_frame
+
+    frames, shot = [], []
+    for j in range(6):
+        for t in range(0, 120, 10):
+            frames.append(render_frame(100 + j, t, (112, 112), style=style))
+            shot.append(j)
+    emb, _ = PixelEncoder(size=112, grid=7).encode(np.stack(frames))
+    assert _separation(emb, np.asarray(shot)) < 0.45
+
+
+def test_pixel_encoder_cache_key_names_the_descriptor(monkeypatch):
+    import vidsieve.encoders.pixel as pixel
+
+    a = PixelEncoder().cache_key()
+    monkeypatch.setattr(pixel, "DESCRIPTOR_VERSION", pixel.DESCRIPTOR_VERSION + 1)
+    assert PixelEncoder().cache_key() != a
+    assert PixelEncoder(lum_grid=3).cache_key() != PixelEncoder().cache_key()
+
+
+def test_pixel_encoder_batching_and_sizes_agree():
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 256, (19, 224, 224, 3), dtype=np.uint8)
+    enc = PixelEncoder()
+    e_all, g_all = enc.encode(px)
+    e_one, g_one = enc.encode(px[5:6])
+    np.testing.assert_allclose(e_all[5], e_one[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_all[5], g_one[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(e_all, axis=1), 1.0, rtol=1e-5)
+    # a frame of another size is resized to the encoder's size first
+    small = px[:1, ::2, ::2]
+    e_small, _ = enc.encode(small)
+    assert e_small.shape == (1, enc.dim) and np.isfinite(e_small).all()
+
+
+def test_pixel_patch_grid_matches_a_direct_computation():
+    """Patch means and sub-patch luminances against a loop over patches (independent oracle)."""
+    rng = np.random.default_rng(1)
+    px = rng.integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    _, grid = PixelEncoder(size=112, grid=7).encode(px)
+    half = px.astype(np.float64).reshape(2, 56, 2, 56, 2, 3).mean(axis=(2, 4)) / 255.0
+    lum = half @ np.array([0.299, 0.587, 0.114])
+    for b, i, j in ((0, 0, 0), (1, 3, 5), (0, 6, 6)):
+        patch = half[b, 8 * i : 8 * i + 8, 8 * j : 8 * j + 8]
+        np.testing.assert_allclose(grid[b, i, j, :3], patch.reshape(-1, 3).mean(0) - 0.5, atol=1e-5)
+        np.testing.assert_allclose(grid[b, i, j, 3:6], patch.reshape(-1, 3).std(0), atol=1e-4)
+        sub = lum[b, 8 * i : 8 * i + 8, 8 * j : 8 * j + 8].reshape(2, 4, 2, 4).mean(axis=(1, 3)).reshape(-1)
+        np.testing.assert_allclose(grid[b, i, j, 8:], sub - 0.5, atol=1e-5)
