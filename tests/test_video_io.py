@@ -155,10 +155,15 @@ def test_frame_timestamps_checks_indices(vfr_video):
 
 
 # ---------------------------------------------------------------- codec names
-def test_webm_codec_name(tmp_path):
+def test_webm_codec_name(tmp_path, capsys):
     path = tmp_path / "clip.webm"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-frames:v", "5", "-c:v", "libvpx", str(path))
     assert probe(path, codec=True).codec == "vp8"
+    from vidsieve.cli import main
+
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^codec\s+vp8$", out, re.M), out
 
 
 def test_codec_probe_decodes_nothing(scene_video, monkeypatch):
@@ -214,3 +219,31 @@ def test_open_error_has_no_decord_prefix(tmp_path):
     with pytest.raises(VideoDecodeError) as ei:
         probe(raw)
     assert "not a readable video" in str(ei.value) and not _NOISE.search(str(ei.value)), str(ei.value)
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.parametrize("frames", ["uniform", "ktv"])  # content-free and feature-reading
+def test_pipeline_selections_carry_presentation_times(vfr_video, frames):
+    from vidsieve import Budget
+    from vidsieve.pipeline import Pipeline
+
+    res = Pipeline(frames=frames, tokens="none", progress=False, cache=False).run(vfr_video, budget=Budget(frames=3, tokens=64))
+    sel = res.selection
+    assert sel.timestamps == pytest.approx(VFR_PTS[sel.indices], abs=1.5e-3)
+    assert res.frames is not None and res.frames.timestamps == pytest.approx(VFR_PTS[res.frames.indices], abs=1.5e-3)
+
+
+def test_pipeline_on_rotated_and_tall_video(upright, tmp_path):
+    from vidsieve import Budget
+    from vidsieve.pipeline import Pipeline
+
+    rotated = tmp_path / "rot90.mp4"
+    _ffmpeg("-display_rotation", "90", "-i", str(upright), "-c", "copy", str(rotated))
+    tall = _encode(tmp_path / "tall.mp4", _pattern(1600, 90, 12))
+    pipe = Pipeline(frames="ktv", tokens="none", progress=False, cache=False)
+    res = pipe.run(rotated, budget=Budget(frames=2, tokens=64))
+    assert res.frames is not None
+    want = np.rot90(decode_frames(upright, res.frames.indices).pixels, 1, axes=(1, 2))
+    assert np.array_equal(res.frames.pixels, want)
+    res = pipe.run(tall, budget=Budget(frames=2, tokens=64))
+    assert res.frames is not None and res.frames.pixels.shape == (2, 1600, 90, 3)
