@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .decoding import _resize, decode_frames, probe, sample_indices
+from .decoding import _resize, candidate_frames, decode_frames, probe
 from .encoders.base import FrameEncoder
 from .errors import ParameterError
 from .features import extract_features
@@ -142,8 +142,8 @@ class FrameStage:
                 t["cache_hit"] = ft.get("cache_hit", 0.0)
             else:
                 t0 = time.perf_counter()
-                idx = sample_indices(meta, fps=self.fps, max_frames=self.max_frames)
-                feats = FrameFeatures.positions_only(idx, _candidate_timestamps(meta, idx), fps=meta.effective_fps,
+                idx, times = candidate_frames(meta, fps=self.fps, max_frames=self.max_frames)
+                feats = FrameFeatures.positions_only(idx, times, fps=meta.effective_fps,
                                                      duration=meta.duration, source=meta.path)
                 t["features"] = time.perf_counter() - t0
             return meta, feats, None
@@ -210,11 +210,6 @@ class FrameStage:
             frames = decode_frames(meta.path, sel.indices, size=size or None)
             timings["decode"] = time.perf_counter() - t0
         return ChosenFrames(meta, feats, q, sel, frames, timings)
-
-
-def _candidate_timestamps(meta: VideoMeta, idx: np.ndarray) -> np.ndarray:
-    """Seconds of candidate frames ``[T]``, the same rule :func:`extract_features` uses."""
-    return idx / meta.effective_fps
 
 
 def _check_decode_size(decode_size: Any) -> tuple[int, int] | None:
