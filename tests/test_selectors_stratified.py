@@ -5,7 +5,7 @@ import pytest
 
 import vidsieve
 from vidsieve import Budget, FrameFeatures, ParameterError, Query
-from vidsieve.selectors.stratified import bin_middles, distinct_scores, novelty_scores
+from vidsieve.selectors.stratified import bin_middles, distinct_scores, diverse_rows, novelty_scores
 from vidsieve.testing import check_selector
 
 
@@ -13,6 +13,7 @@ from vidsieve.testing import check_selector
     "name,params",
     [("stratified-argmax", {}), ("stratified-argmax", {"score": "distinct"}),
      ("stratified-argmax", {"score": "novelty"}), ("stratified-argmax", {"query_free": "uniform"}),
+     ("stratified-argmax", {"query_free": "distinct"}),
      ("teacher", {}), ("teacher", {"fallback": "distinct"})],
 )
 def test_contract(name, params):
@@ -52,7 +53,25 @@ def test_query_free_fallbacks_are_reported():
     assert s.extras["fallback"].startswith("uniform")
     np.testing.assert_array_equal(s.indices, [4, 14, 24, 34])  # middles of the 4 bins
     s2 = vidsieve.create_selector("stratified-argmax").select(feats, budget=4, query="text only")
-    assert s2.extras["score"] == "distinct" and "no query embedding" in s2.extras["fallback"]
+    assert s2.extras["score"] == "diverse" and "no query embedding" in s2.extras["fallback"]
+
+
+def test_diverse_takes_the_new_shot_in_a_straddling_bin():
+    """Shots [0,10) A, [10,13) B, [13,30) C; 3 bins [0,10) [10,20) [20,30): the middle bin
+    straddles B and C. Uniform middles hit A, C, C; diverse hits A, then in bin 2 the shot
+    least like A (B is orthogonal to A, C is not), then C."""
+    look = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], np.float32)
+    shot = np.r_[np.zeros(10, int), np.ones(3, int), np.full(17, 2)]
+    emb = look[shot] + 0.01 * np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    feats = FrameFeatures.from_array(emb)
+    uni = vidsieve.create_selector("stratified-argmax", query_free="uniform").select(feats, budget=3)
+    assert len(set(shot[uni.rows])) == 2
+    div = vidsieve.create_selector("stratified-argmax").select(feats, budget=3)
+    assert div.extras["score"] == "diverse"
+    assert shot[div.rows].tolist() == [0, 1, 2]
+    rows = diverse_rows(emb, 3)
+    assert rows[0] == 4  # the middle of the first bin
+    assert all(lo <= r < hi for r, (lo, hi) in zip(rows, [(0, 10), (10, 20), (20, 30)]))
 
 
 def test_distinct_and_novelty_scores():

@@ -16,9 +16,14 @@ Two registered selectors:
   - ``"novelty"``: ``1 - mean cos(frame, previous/next frame)``, how much the picture changes
     around a frame (query-free).
 
-  With ``score="query"`` and no query embedding, ``query_free`` names the score used instead
-  (``"distinct"``, ``"novelty"`` or ``"uniform"`` = the middle frame of every bin); the
-  choice is reported in ``extras["score"]`` and ``extras["fallback"]``. Any other per-frame
+  With ``score="query"`` and no query embedding, ``query_free`` names the rule used instead:
+  ``"diverse"`` (default; :func:`diverse_rows`: each bin's frame least like the previous
+  bin's pick, so a bin that straddles a cut takes the new shot), ``"distinct"``,
+  ``"novelty"`` or ``"uniform"`` (the middle frame of every bin); the choice is reported in
+  ``extras["score"]`` and ``extras["fallback"]``. ``"diverse"`` is the default because it
+  covered at least as many shots as uniform sampling on every benchmark video, where
+  ``"distinct"`` (rare-looking frames) fell below uniform at 32 frames: it spends bins on
+  odd frames of one shot (see ``docs/selection-benchmarks.md``). Any other per-frame
   score (a saliency model, a student's logits) goes through :func:`select_by_scores`.
 * ``teacher``: PEEK's teacher used at inference time - query-frame cosine (min-max
   normalised, as PEEK normalises its teacher targets per segment; argmax does not depend on
@@ -38,6 +43,8 @@ from ..types import Budget, FrameFeatures, Query
 from .base import FrameSelector, SelectOutput
 
 QUERY_FREE_SCORES = ("distinct", "novelty")
+#: query-free rules of ``stratified-argmax`` (``query_free``): the scores, ``diverse``, ``uniform``.
+QUERY_FREE_RULES = ("diverse", "uniform", *QUERY_FREE_SCORES)
 
 
 def distinct_scores(embeddings: np.ndarray) -> np.ndarray:
@@ -71,6 +78,28 @@ def named_scores(features: FrameFeatures, score: str) -> np.ndarray:
     return distinct_scores(features.embeddings) if score == "distinct" else novelty_scores(features.embeddings)
 
 
+def diverse_rows(embeddings: np.ndarray, k: int) -> np.ndarray:
+    """Per stratified bin, the frame least like the previous bin's pick: int64 ``[k]`` rows.
+
+    The first bin takes its middle frame; bin ``j`` takes ``argmin cos(frame, pick_{j-1})``
+    over its frames (ties: the frame nearest the bin's middle, then the earliest). Inside one
+    long shot this is an arbitrary frame of the shot; across a cut it is the new shot.
+    Cost ``O(T * D)`` (each frame is compared once).
+    """
+    f = l2_normalize(np.asarray(embeddings, dtype=np.float64))
+    t = f.shape[0]
+    edges = (np.arange(k + 1) * t) // k
+    mids = bin_middles(t, k)
+    rows = np.empty(k, dtype=np.int64)
+    rows[0] = mids[0]
+    for j in range(1, k):
+        seg = np.arange(edges[j], edges[j + 1])
+        sim = f[seg] @ f[rows[j - 1]]
+        best = seg[sim <= sim.min() + 1e-12]
+        rows[j] = best[np.argmin(np.abs(best - mids[j]))]
+    return rows
+
+
 def select_by_scores(scores: np.ndarray, k: int) -> SelectOutput:
     """Stratified argmax over any float ``[T]`` score (``1 <= k <= T``)."""
     s = np.asarray(scores, dtype=np.float64)
@@ -85,17 +114,18 @@ class StratifiedArgmaxSelector(FrameSelector):
     """Stratified argmax under a named score (see module docstring).
 
     score:      ``"query"`` (frame-query cosine), ``"distinct"`` or ``"novelty"``.
-    query_free: score used when ``score="query"`` but the query has no embedding:
-                ``"distinct"``, ``"novelty"`` or ``"uniform"`` (middle frame of each bin).
+    query_free: rule used when ``score="query"`` but the query has no embedding:
+                ``"diverse"`` (default), ``"distinct"``, ``"novelty"`` or ``"uniform"``
+                (middle frame of each bin).
     """
 
     uses_query = True
     _parameter_constraints = {
         "score": [Choice("query", *QUERY_FREE_SCORES)],
-        "query_free": [Choice("uniform", *QUERY_FREE_SCORES)],
+        "query_free": [Choice(*QUERY_FREE_RULES)],
     }
 
-    def __init__(self, *, score: str = "query", query_free: str = "distinct") -> None:
+    def __init__(self, *, score: str = "query", query_free: str = "diverse") -> None:
         self.score = score
         self.query_free = query_free
         self._validate_params()
@@ -113,6 +143,8 @@ class StratifiedArgmaxSelector(FrameSelector):
             extras["fallback"] = f"{name} (no query embedding)"
         if name == "uniform":
             return SelectOutput(rows=bin_middles(len(features), k), extras={"score": "uniform", **extras})
+        if name == "diverse":
+            return SelectOutput(rows=diverse_rows(features.embeddings, k), extras={"score": "diverse", **extras})
         out = select_by_scores(named_scores(features, name), k)
         out.extras = {"score": name, **extras}
         return out
