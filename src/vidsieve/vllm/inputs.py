@@ -192,10 +192,16 @@ def resize_frames(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def processor_kwargs_for(size: tuple[int, int], model: str) -> dict[str, Any]:
-    """``mm_processor_kwargs`` whose pixel bounds make the processor keep frames of ``size``."""
-    factor, _ = _geometry(model)
+def processor_kwargs_for(size: tuple[int, int], num_frames: int, model: str) -> dict[str, Any]:
+    """``mm_processor_kwargs`` whose pixel bounds make the processor keep ``num_frames`` frames of ``size``.
+
+    Qwen2/2.5-VL bound the pixels of one frame; Qwen3-VL bounds the pixels of the whole
+    video (frames rounded to the temporal patch, times height, times width).
+    """
+    factor, tpatch = _geometry(model)
     pixels = int(size[0]) * int(size[1])
+    if model == "qwen3-vl":
+        pixels *= max(int(num_frames), round(num_frames / tpatch) * tpatch, tpatch)
     return {"size": {"shortest_edge": min(pixels, factor * factor), "longest_edge": pixels}}
 
 
@@ -204,30 +210,16 @@ def _run_frame_stage(
     max_frames: int | None, cache: bool | str, video_fps: float | None,
     selector_params: dict[str, Any] | None,
 ) -> tuple[VideoMeta, Selection, Frames, Query | None, dict[str, float]]:
-    """Probe, features, selection and decoding of the chosen frames (the library's frame stage)."""
-    from .. import pipeline as _pipeline
+    """Probe, candidates, selection and decoding of the chosen frames (the library's frame stage)."""
+    from ..pipeline import FrameStage
 
-    stage_cls = getattr(_pipeline, "FrameStage", None)
-    if stage_cls is not None:
-        stage = stage_cls(
-            encoder, frames, fps=fps, max_frames=max_frames, cache=cache, progress=False,
-            selector_params=selector_params,
-        )
-        out = stage.run(video, budget=budget, query=query, video_fps=video_fps)
-        return out.meta, out.selection, out.frames, out.query, dict(out.timings)
-    # Older library layout: the Pipeline (paths only).
-    if not isinstance(video, (str, os.PathLike)):
-        raise ParameterError("video_input: this vidsieve version takes a video path only.")
-    if selector_params:
-        from ..registry import FRAME_SELECTORS
-
-        if not isinstance(frames, str):
-            raise ParameterError("video_input: selector_params are only for a selector given by name.")
-        frames = FRAME_SELECTORS.create(frames, **selector_params)
-    pipe = _pipeline.Pipeline(encoder, frames, fps=fps, max_frames=max_frames, cache=cache, progress=False)
-    res = pipe.run(video, budget=budget, query=query)
-    assert res.frames is not None
-    return res.meta, res.selection, res.frames, res.query, dict(res.timings)
+    stage = FrameStage(
+        encoder, frames, fps=fps, max_frames=max_frames, cache=cache, progress=False,
+        selector_params=selector_params, owner="video_input",
+    )
+    out = stage.run(video, budget=budget, query=query, video_fps=video_fps)
+    assert out.frames is not None  # decode_size=None always decodes
+    return out.meta, out.selection, out.frames, out.query, dict(out.timings)
 
 
 def prepare_video(
@@ -267,7 +259,7 @@ def prepare_video(
             size = frame_size_for_tokens(pixels.shape[1], pixels.shape[2], total, len(pixels), model)
             pixels = resize_frames(pixels, size)
             timings["resize"] = time.perf_counter() - t0
-            kwargs = processor_kwargs_for(size, model)
+            kwargs = processor_kwargs_for(size, len(pixels), model)
     md = vllm_metadata(meta, chosen.indices)
     return VLLMVideo(np.ascontiguousarray(pixels), md, sel, meta, kwargs, q, timings)
 
@@ -282,8 +274,8 @@ def video_input(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(frames uint8 [K, H, W, 3], metadata)`` for ``LLM.generate``'s ``multi_modal_data["video"]``.
 
-    video: a path (or, with a vidsieve that has ``FrameStage``, a :class:`~vidsieve.types.Frames`
-    or a uint8 ``[T, H, W, 3]`` array with ``video_fps=``). query: text, an image or a
+    video: a path, a :class:`~vidsieve.types.Frames` or a uint8 ``[T, H, W, 3]`` array (its rate
+    as ``video_fps=``, default 1 frame per second). query: text, an image or a
     :class:`~vidsieve.types.Query` for query-aware selectors. frames: a registered frame
     selector name or instance. budget: a :class:`~vidsieve.types.Budget` or a frame count.
     Other keyword arguments as :func:`prepare_video` (``encoder``, ``model`` for the patch
