@@ -1,0 +1,142 @@
+"""Uniform frames through every vidsieve path vs the plain decord baseline (time and memory).
+
+A content-free selector (the uniform rules) must cost what the baseline costs: reading the
+container's metadata and decoding the chosen frames, nothing else. For each generated video
+(default 1 and 10 minutes at 640x360, 25 fps; ``--minutes 1,10,60``, ``--size 720x1280``) and
+each path, a fresh process picks ``--frames`` uniform frames and reports wall seconds and peak
+RSS:
+
+* ``decord-baseline``: lmms-eval's way, ``VideoReader(path).get_batch(linspace(0, N-1, k))``
+  (in a process that has torch imported, as every model harness has).
+* ``pipeline``: ``vidsieve.Pipeline(frames="uniform").run(path, budget=k)``.
+* ``compare``: ``vidsieve.compare.run_compare(path, selectors="uniform")`` (no report files).
+* ``wrap``: ``vidsieve.wrap(model, processor, frames="uniform").select_frames(path, prompt)`` on a
+  tiny random Qwen2-VL (the frame stage the model path and ``vidsieve eval`` run).
+* ``candidates``: 1-fps candidate features with the pixel encoder (what a content-aware
+  selector pays on top; shows what the content-free path saves).
+
+One-time set-up (imports, building the model or the selector objects) happens before the
+clock starts; what is timed is the per-video work. Prints the table with each path's time and
+peak memory as a ratio to the baseline measured in the same run (and the working memory: peak
+minus the RSS after imports), and writes ``decode_paths.csv`` (machine, versions, shapes) to ``--out``.
+
+    python -m vidsieve.eval.bench.decode_paths --out runs/bench-decode-paths [--minutes 1,10,60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._csv import write_csv
+from .decode_memory import make_video
+
+PATHS = ("decord-baseline", "pipeline", "compare", "wrap", "candidates")
+
+_CHILD = r"""
+import json, resource, sys, time
+path, mode, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import numpy as np
+if mode == "wrap":  # model construction is not part of the frame stage: build it first
+    import vidsieve
+    from vidsieve.adapters.tiny import qwen2_vl
+    model, proc = qwen2_vl()
+    vlm = vidsieve.wrap(model, proc, frames="uniform", budget=k, cache=False)
+elif mode == "decord-baseline":
+    import decord, torch  # a model harness has torch loaded: same import footprint as vidsieve
+else:
+    import vidsieve, vidsieve.pipeline, vidsieve.compare, vidsieve.features, vidsieve.encoders.pixel
+    vidsieve.list_selectors()  # one-time registry import, not per-video work
+    pipe = vidsieve.pipeline.Pipeline(frames="uniform", cache=False, progress=False)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if mode == "decord-baseline":
+    vr = decord.VideoReader(path, num_threads=1)
+    idx = np.linspace(0, len(vr) - 1, k).astype(int)
+    n = len(vr.get_batch(idx.tolist()).asnumpy())
+elif mode == "pipeline":
+    n = len(pipe.run(path, budget=k).frames)
+elif mode == "compare":
+    from vidsieve.types import Budget
+    r = vidsieve.compare.run_compare(path, budget=Budget(frames=k), selectors="uniform", cache=False, progress=False)
+    n = len(r.selections["uniform"])
+elif mode == "wrap":
+    n = len(np.unique(vlm.select_frames(path, "what happens?").frames.indices))
+else:
+    f = vidsieve.features.extract_features(path, vidsieve.encoders.pixel.PixelEncoder(), fps=1.0, cache=False, progress=False)
+    n = len(f)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"frames": int(n), "seconds": dt, "peak_rss_mb": peak / 1024, "import_rss_mb": base / 1024}))
+"""
+
+
+def measure(path: Path, mode: str, frames: int) -> dict[str, Any]:
+    """One path in a fresh process: frames delivered, seconds, peak and post-import RSS (MB)."""
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode, str(frames)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, w = (int(v) for v in text.lower().split("x"))
+    return h, w
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--minutes", default="1,10", help="video lengths in minutes, comma-separated (default 1,10)")
+    ap.add_argument("--size", default="360x640", help="HxW of the generated videos (default 360x640)")
+    ap.add_argument("--fps", type=float, default=25.0, help="frame rate of the generated videos (default 25)")
+    ap.add_argument("--frames", type=int, default=32, help="uniform frames to pick (default 32)")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    ap.add_argument("--out", default="runs/bench-decode-paths", help="output directory")
+    ap.add_argument("--videos", default=None, help="folder for the generated videos (default: OUT/videos)")
+    args = ap.parse_args(argv)
+    minutes = [float(m) for m in args.minutes.split(",") if m.strip()]
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    bad = [p for p in paths if p not in PATHS]
+    if bad or not minutes or args.frames < 1:
+        ap.error(f"unknown paths {bad}; choose from {PATHS}" if bad else "--minutes and --frames >= 1 are needed")
+    if "decord-baseline" not in paths:
+        paths.insert(0, "decord-baseline")
+    h, w = _size(args.size)
+    out = Path(args.out)
+    vdir = Path(args.videos) if args.videos else out / "videos"
+    vdir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for m in minutes:
+        video = make_video(vdir / f"scenes_{m:g}min_{h}x{w}_{args.fps:g}fps.mp4", m, args.fps, (h, w))
+        base: dict[str, Any] = {}
+        for p in paths:
+            res = measure(video, p, args.frames)
+            if p == "decord-baseline":
+                base = res
+            row: dict[str, Any] = {"minutes": m, "size": f"{h}x{w}", "video_fps": args.fps, "k": args.frames,
+                                   "path": p, **res}
+            if "seconds" in res and "seconds" in base:
+                row["time_x_baseline"] = round(res["seconds"] / max(base["seconds"], 1e-9), 3)
+                row["peak_rss_x_baseline"] = round(res["peak_rss_mb"] / max(base["peak_rss_mb"], 1e-9), 3)
+                row["work_rss_mb"] = round(res["peak_rss_mb"] - res["import_rss_mb"], 1)
+            rows.append(row)
+            print(_line(row), flush=True)
+    csv = write_csv(rows, out / "decode_paths.csv")
+    print(f"wrote {csv}")
+    return 0
+
+
+def _line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} ERROR {r['error']}"
+    return (f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} {r['frames']:>5} frames "
+            f"{r['seconds']:8.2f} s ({r.get('time_x_baseline', 1.0):6.2f}x)  peak RSS {r['peak_rss_mb']:7.0f} MB "
+            f"({r.get('peak_rss_x_baseline', 1.0):5.2f}x, working {r.get('work_rss_mb', 0):6.1f} MB)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
