@@ -122,12 +122,14 @@ def test_token_total_within_budget_random() -> None:
         frames = int(rng.integers(1, 150))
         tokens = None if rng.random() < 0.2 else int(rng.integers(1, 40 * tpf + 2))
         s = sel.select(feats, budget=Budget(frames=frames, tokens=tokens), query=q)
-        k = min(frames, len(feats))
-        assert 1 <= len(s) <= k
+        # budget.frames counts full-frame equivalents: up to s_max^2 frames per budget frame
+        assert 1 <= len(s) <= min(len(feats), math.floor(s_max**2 * frames + 1e-9))
         assert np.all((s.downscale >= 1.0) & (s.downscale <= s_max + 1e-12))
         big_k = s.extras["full_frames"]
+        assert big_k <= frames
         # the method's own bound: sum over frames of 1/s^2 <= K full frames
         assert np.sum(1.0 / s.downscale**2) <= big_k + 1e-9 or len(s) == 1
+        assert s.extras["frame_equivalents"] == pytest.approx(np.sum(1.0 / s.downscale**2))
         if tokens is not None:
             assert s.frame_tokens is not None and s.frame_tokens.sum() <= tokens
             assert s.frame_tokens.max() <= tpf
@@ -156,9 +158,15 @@ def test_budget_mapping() -> None:
     s = sel.select(feats, budget=Budget(frames=256, tokens=64 * 196), query=q)
     assert s.extras["full_frames"] == 64.0 and s.extras["k_anchor"] == 64 and s.extras["l_max"] == 4.0
     assert len(s) <= 256 and s.frame_tokens.sum() <= 64 * 196
-    s = sel.select(feats, budget=Budget(frames=64), query=q)  # frame cap: K = 64 / s_max^2
-    assert s.extras["full_frames"] == 16.0 and len(s) <= 64
+    # frames alone: K = F full frames' worth, delivered as up to s_max^2 * F reduced frames
+    s = sel.select(feats, budget=Budget(frames=16), query=q)
+    assert s.extras["full_frames"] == 16.0 and s.extras["k_anchor"] == 16
+    assert np.sum(1.0 / s.downscale**2) <= 16 + 1e-9 and len(s) <= 64
+    # a token budget below F frames' worth is filled (K = tokens / tokens_per_frame)
+    s = sel.select(feats, budget=Budget(frames=32, tokens=8 * 196), query=q)
+    assert s.extras["full_frames"] == 8.0 and s.frame_tokens.sum() <= 8 * 196
     assert sel.full_frame_budget(10, Budget(frames=10, tokens=98)) == 0.5
+    assert sel.full_frame_budget(10, Budget(frames=10, tokens=10**6)) == 10.0
     # a budget below one frame at s_max: one frame, allotment cut to the budget
     s = sel.select(feats, budget=Budget(frames=8, tokens=10), query=q)
     assert len(s) == 1 and s.extras["token_cut"] and s.frame_tokens.tolist() == [10]
@@ -199,7 +207,7 @@ def test_resolution_trades_length() -> None:
 def test_query_free_modes() -> None:
     x = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
     feats = FrameFeatures.from_array(x)
-    s = F2CSelector().select(feats, budget=Budget(frames=20))
+    s = F2CSelector().select(feats, budget=Budget(frames=5))
     assert s.scores is None and "flat" in s.extras["query_free"]
     # anchors at the middles of 5 equal time bins: (i + 0.5) * 50 / 5
     assert s.extras["anchors"].tolist() == [5, 15, 25, 35, 45]
@@ -217,7 +225,7 @@ def test_clips_are_source_index_spans() -> None:
     assert set(s.indices.tolist()) <= set(range(0, 1200, 30))
     rows_in_clips = np.concatenate([np.arange(a, b + 1) for a, b in s.extras["clip_rows"]])
     assert set(s.rows.tolist()) == set(rows_in_clips.tolist())
-    assert math.isclose(s.extras["l_max"], 4.0)
+    assert math.isclose(s.extras["l_max"], 4.0 * 16 / s.extras["k_anchor"])
 
 
 @pytest.mark.parametrize(
@@ -235,3 +243,72 @@ def test_parameter_errors(kw: dict[str, object], msg: str) -> None:
     with pytest.raises(ParameterError) as e:
         F2CSelector(**kw)  # type: ignore[arg-type]
     assert msg in str(e.value)
+
+
+def test_frame_cap_counts_full_frame_equivalents() -> None:
+    """The contract F2C is checked against (selectors.base): sum 1/s^2 <= budget.frames."""
+    from vidsieve.errors import ContractError
+    from vidsieve.selectors.base import SelectOutput
+
+    class Greedy(F2CSelector):
+        def _select(self, features, *, k, budget, query):  # 3 full-resolution frames for 2
+            return SelectOutput(rows=np.arange(3), downscale=np.ones(3))
+
+    feats = FrameFeatures.from_array(np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32))
+    with pytest.raises(ContractError, match="worth 3.000 full frames"):
+        Greedy().select(feats, budget=Budget(frames=2))
+
+    class Quarter(F2CSelector):
+        def _select(self, features, *, k, budget, query):  # 8 frames at s=2 = 2 frames' worth
+            return SelectOutput(rows=np.arange(8), downscale=np.full(8, 2.0))
+
+    assert len(Quarter().select(feats, budget=Budget(frames=2))) == 8
+
+
+def _natural_features(t: int = 300, d: int = 64, shots: int = 12, seed: int = 0) -> tuple[FrameFeatures, np.ndarray]:
+    """CLIP-like frame features: a direction per shot, drifting slowly inside the shot
+    (camera and object motion), cosine ~0.9 between neighbours, ~0.3 between shots."""
+    rng = np.random.default_rng(seed)
+    cuts = np.sort(rng.choice(np.arange(5, t - 5), shots - 1, replace=False))
+    shot = np.searchsorted(cuts, np.arange(t), side="right")
+    common = rng.normal(size=d)
+    centres = common * 0.6 + rng.normal(size=(shots, d))
+    drift = np.cumsum(rng.normal(scale=0.08, size=(t, d)), axis=0)
+    x = centres[shot] / np.linalg.norm(centres[shot], axis=1, keepdims=True) * 3 + drift + rng.normal(scale=0.3, size=(t, d))
+    return FrameFeatures.from_array(x.astype(np.float32)), shot
+
+
+def test_clips_have_several_frames_on_natural_features() -> None:
+    feats, _ = _natural_features()
+    q = Query(text="q", embedding=feats.embeddings[150] + 0.5)
+    for budget in (Budget(frames=8), Budget(frames=16, tokens=8 * 196)):
+        s = F2CSelector().select(feats, budget=budget, query=q)
+        lengths = s.extras["clip_lengths"]
+        assert lengths.mean() >= 2.5, lengths
+        assert s.extras["frame_equivalents"] > 0.8 * s.extras["full_frames"]
+    # the literal raw-cosine J collapses every clip to one frame: the cause of the change
+    raw = F2CSelector(normalize="none").select(feats, budget=Budget(frames=8), query=q)
+    assert raw.extras["clip_lengths"].tolist() == [1] * 8
+
+
+@pytest.mark.parametrize("style", ["objects", "pan"])
+def test_clips_cover_a_needle_event(style: str) -> None:
+    """A 6-frame needle inside a moving scene: the query (the needle's object on a background
+    the video never shows) finds it, and the clip around it holds several needle frames."""
+    from vidsieve.encoders.pixel import PixelEncoder
+    from vidsieve.synth import render_frame
+
+    enc = PixelEncoder(size=112, grid=7)
+    lens, (host, at, n) = [40, 25, 60, 30, 45], (2, 20, 6)
+    frames = [render_frame(50 + j, 2 * t, (96, 128), needle=(j == host and at <= t < at + n), style=style)
+              for j, length in enumerate(lens) for t in range(length)]
+    first = sum(lens[:host]) + at
+    needle = set(range(first, first + n))
+    emb, _ = enc.encode(np.stack(frames))
+    feats = FrameFeatures.from_array(emb, fps=1.0)
+    q = enc.embed_query(render_frame(999, 0, (96, 128), needle=True, style=style))
+    s = F2CSelector().select(feats, budget=Budget(frames=8), query=q)
+    spans = s.extras["clip_rows"]
+    best = max(len(needle & set(range(a, b + 1))) for a, b in spans)
+    assert best >= 3, spans.tolist()
+    assert len(s) > 8 and s.extras["clip_lengths"].mean() > 2  # clips, not single frames
