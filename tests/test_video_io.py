@@ -247,3 +247,61 @@ def test_pipeline_on_rotated_and_tall_video(upright, tmp_path):
     assert np.array_equal(res.frames.pixels, want)
     res = pipe.run(tall, budget=Budget(frames=2, tokens=64))
     assert res.frames is not None and res.frames.pixels.shape == (2, 1600, 90, 3)
+
+
+# ---------------------------------------------------------------- threaded decoding
+def test_threaded_decoding_equals_sequential(tmp_path):
+    path = _encode(tmp_path / "long.mp4", _pattern(48, 64, 90), extra=("-g", "12"))
+    idx = list(range(0, 90, 4))
+    one = list(iter_frames(path, idx, size=(32, 32), chunk=3, threads=1))
+    many = list(iter_frames(path, idx, size=(32, 32), chunk=3, threads=3))
+    assert [c.indices.tolist() for c in one] == [c.indices.tolist() for c in many]
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(one, many))
+    assert all(np.array_equal(a.timestamps, b.timestamps) for a, b in zip(one, many))
+    it = iter_frames(path, idx, chunk=2, threads=2)
+    next(it)
+    it.close()  # stopping early shuts the workers down
+    from vidsieve import ParameterError
+
+    with pytest.raises(ParameterError, match="'threads' parameter"):
+        decode_frames(path, [0], threads=0)
+
+
+def test_threaded_decoding_reports_a_corrupt_file_in_one_line(corrupt_middle):
+    with pytest.raises(VideoDecodeError) as ei:
+        decode_frames(corrupt_middle, range(0, 200, 5), chunk=4, threads=2)
+    assert "\n" not in str(ei.value) and not _NOISE.search(str(ei.value)), str(ei.value)
+
+
+# ---------------------------------------------------------------- key-frame candidates
+def test_keyframe_candidates(tmp_path):
+    from vidsieve import ParameterError
+    from vidsieve.decoding import candidate_frames, keyframe_indices
+
+    fixed_gop = ("-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "2")
+    path = _encode(tmp_path / "gop25.mp4", _pattern(48, 64, 100), extra=fixed_gop)  # 10 fps, key every 2.5 s
+    assert keyframe_indices(path).tolist() == [0, 25, 50, 75]
+    m = probe(path)
+    exact, t_exact = candidate_frames(m, fps=1.0)
+    assert exact.tolist() == list(range(0, 100, 10)) and t_exact.tolist() == (exact / 10.0).tolist()
+    # key frames 2.5 s apart cannot keep 1 fps: "auto" keeps the exact frames
+    assert candidate_frames(m, fps=1.0, source="auto")[0].tolist() == exact.tolist()
+    assert candidate_frames(m, fps=1.0, source="keyframes")[0].tolist() == [0, 25, 50, 75]
+    # at one frame per 2.5 s the key frames are the exact candidates
+    assert candidate_frames(m, fps=0.4, source="auto")[0].tolist() == candidate_frames(m, fps=0.4)[0].tolist() == [0, 25, 50, 75]
+    assert candidate_frames(m, fps=0.4, source="keyframes", max_frames=2)[0].tolist() == [0, 75]
+    with pytest.raises(ParameterError, match="'source' parameter"):
+        candidate_frames(m, fps=1.0, source="iframes")
+
+
+def test_keyframe_candidate_features_match_exact_ones_when_sets_agree(tmp_path):
+    from vidsieve.encoders.pixel import PixelEncoder
+    from vidsieve.features import extract_features
+
+    gop = ("-g", "10", "-keyint_min", "10", "-sc_threshold", "0")
+    path = _encode(tmp_path / "gop10.mp4", _pattern(48, 64, 60), extra=gop)  # a key frame every second
+    enc = PixelEncoder(size=56, grid=14)
+    a = extract_features(path, enc, fps=1.0, cache=False, progress=False, decode_threads=1)
+    b = extract_features(path, enc, fps=1.0, cache=False, progress=False, candidates="auto", decode_threads=2)
+    assert a.indices.tolist() == b.indices.tolist() == list(range(0, 60, 10))
+    assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.timestamps, b.timestamps)

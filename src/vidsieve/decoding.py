@@ -55,7 +55,15 @@ def _decord():  # type: ignore[no-untyped-def]
     except ImportError as e:  # pragma: no cover - decord is a base dependency
         raise VideoDecodeError("decord is not installed: pip install decord") from e
     decord.bridge.set_bridge("native")
+    _quiet_ffmpeg(decord)
     return decord
+
+
+@functools.lru_cache(maxsize=1)
+def _quiet_ffmpeg(decord: Any) -> None:
+    # decord's own FFmpeg libraries log decoder complaints ("[h264 @ 0x...] ...") to stderr
+    # before decord raises; vidsieve reports the failure itself, in one line.
+    decord.logging.set_level(decord.logging.QUIET)
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
@@ -322,22 +330,74 @@ def sample_indices(
     return idx
 
 
+#: where candidate frames come from (see :func:`candidate_frames`)
+CANDIDATE_SOURCES = ("frames", "keyframes", "auto")
+
+
+def keyframe_indices(path: str | os.PathLike[str]) -> np.ndarray:
+    """Indices (int64 ``[K]``, sorted) of the key frames (I-frames), read from the index.
+
+    A key frame decodes on its own: candidates that are key frames cost one frame each to
+    decode, while any other frame costs every frame since the key frame before it.
+    """
+    p = _check_path(path)
+    return _keyframes_of(*_StreamTimes.key(p)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _keyframes_of(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    return np.unique(np.asarray(open_reader(path).get_key_indices(), dtype=np.int64))
+
+
+def _nearest_keyframes(times: np.ndarray, keys: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
+    """(the key frame nearest each ``k / fps`` target, the worst distance to its target in s)."""
+    targets = np.arange(0.0, times[-1] + 1e-9, 1.0 / fps)
+    kt = times[keys]
+    pos = np.searchsorted(kt, targets)  # first key frame at or after each target
+    lo, hi = np.clip(pos - 1, 0, kt.size - 1), np.clip(pos, 0, kt.size - 1)
+    pick = np.where(np.abs(kt[lo] - targets) <= np.abs(kt[hi] - targets), lo, hi)
+    worst = float(np.max(np.abs(kt[pick] - targets)))
+    return np.unique(keys[pick]), worst
+
+
 def candidate_frames(
     meta: VideoMeta,
     *,
     fps: float | None = None,
     count: int | None = None,
     max_frames: int | None = None,
+    source: str = "frames",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate ``(indices [T] int64, timestamps [T] seconds)`` of a file, no pixel decoded.
 
     The one sampling rule every path uses (feature extraction and content-free selectors):
-    :func:`sample_indices` on the frames' presentation times.
+    :func:`sample_indices` on the frames' presentation times. ``source`` (with ``fps``):
+
+    - ``"frames"``: the frame on screen at each ``k / fps`` seconds (exact; default);
+    - ``"keyframes"``: the key frame nearest each target instead (much cheaper to decode on
+      long videos: each candidate is one frame's decode; fewer candidates where key frames
+      are sparser than the rate);
+    - ``"auto"``: key frames where every target has one within half a period
+      (``0.5 / fps`` s), so the rate is kept, else ``"frames"``.
     """
+    if source not in CANDIDATE_SOURCES:
+        raise ParameterError(f"The 'source' parameter must be one of {CANDIDATE_SOURCES}. Got {source!r} instead.")
     times = frame_timestamps(meta.path)
     if times.size != meta.num_frames:  # pragma: no cover - metadata of another file version
         raise VideoDecodeError(f"{meta.path} changed while it was read; run again.")
-    idx = sample_indices(meta, fps=fps, count=count, max_frames=max_frames, timestamps=times if fps is not None else None)
+    idx = None
+    if fps is not None and source != "frames":
+        sample_indices(meta, fps=fps)  # validates fps
+        all_keys = keyframe_indices(meta.path)
+        keys, worst = _nearest_keyframes(times, all_keys, float(fps)) if all_keys.size else (all_keys, np.inf)
+        if all_keys.size and (source == "keyframes" or worst <= 0.5 / float(fps) + 1e-6):
+            idx = keys
+            if max_frames is not None:
+                sample_indices(meta, count=1, max_frames=max_frames)  # validates max_frames
+                if idx.size > max_frames:
+                    idx = idx[np.unique(np.linspace(0, idx.size - 1, max_frames, dtype=np.int64))]
+    if idx is None:
+        idx = sample_indices(meta, fps=fps, count=count, max_frames=max_frames, timestamps=times if fps is not None else None)
     return idx, times[idx]
 
 
@@ -412,10 +472,7 @@ class _BatchDecoder:
         self.since_open = 0
 
     def _batch(self, part: np.ndarray) -> np.ndarray:
-        with _native_stderr_held() as held:
-            pixels = self.vr.get_batch(part.tolist()).asnumpy()
-        held.release()
-        return pixels
+        return self.vr.get_batch(part.tolist()).asnumpy()  # type: ignore[no-any-return]
 
     def get(self, part: np.ndarray) -> np.ndarray:
         """uint8 ``[len(part), H, W, 3]`` for sorted frame indices ``part``."""
@@ -439,31 +496,96 @@ class _BatchDecoder:
         return pixels
 
 
+def default_decode_threads() -> int:
+    """Decoding threads to use: the CPUs this process may run on, at most 4 (never more)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def _check_threads(threads: int | None) -> int:
+    if threads is None:
+        return default_decode_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ParameterError(f"The 'threads' parameter must be an int >= 1 or None. Got {threads!r} instead.")
+    return int(threads)
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     indices: Sequence[int] | np.ndarray,
     *,
     size: tuple[int, int] | None = None,
     chunk: int = DEFAULT_CHUNK,
+    threads: int | None = 1,
 ) -> Iterator[Frames]:
     """Decode ``indices`` (any order; returned sorted, unique) in chunks of at most ``chunk``.
 
     size: ``(H, W)`` of the upright frames to resize to (at decode time where decord allows
-    it, else after decoding), or None for the native size. Yields :class:`Frames` with uint8
-    ``[<=chunk, H, W, 3]`` pixels and the frames' presentation times.
+    it, else after decoding), or None for the native size. threads: readers decoding
+    consecutive chunks in parallel (None: :func:`default_decode_threads`); each has its own
+    decoder, so sparse frames of long videos decode about ``threads`` times faster, while
+    the chunks still come out in order and at most ``threads + 1`` are held at a time.
+    Yields :class:`Frames` with uint8 ``[<=chunk, H, W, 3]`` pixels and the frames'
+    presentation times.
     """
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
+    n_threads = _check_threads(threads)
     p = _check_path(path)
     dec = _BatchDecoder(p, size)
     times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
     idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
-    for start in range(0, idx.size, chunk):
-        part = idx[start : start + chunk]
-        pixels = dec.get(part)
-        yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=times[part])
-        del pixels
-        release_freed_memory()
+    parts = [idx[s : s + chunk] for s in range(0, idx.size, chunk)]
+    if n_threads == 1 or len(parts) < 2:
+        for part in parts:
+            pixels = dec.get(part)
+            yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=times[part])
+            del pixels
+            release_freed_memory()
+        return
+    yield from _iter_parallel(p, size, dec, parts, times, min(n_threads, len(parts)))
+
+
+def _iter_parallel(
+    p: Path, size: tuple[int, int] | None, first: _BatchDecoder, parts: list[np.ndarray],
+    times: np.ndarray, n_threads: int,
+) -> Iterator[Frames]:
+    """Chunks decoded by ``n_threads`` readers (decord releases the GIL while decoding)."""
+    import queue
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pool: queue.SimpleQueue[_BatchDecoder] = queue.SimpleQueue()
+    pool.put(first)
+
+    def work(part: np.ndarray) -> np.ndarray:
+        try:
+            dec = pool.get_nowait()
+        except queue.Empty:  # at most n_threads readers: one per busy worker
+            dec = _BatchDecoder(p, size)
+        try:
+            return np.ascontiguousarray(dec.get(part))
+        finally:
+            pool.put(dec)
+
+    ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="vidsieve-decode")
+    pending: list[Future[np.ndarray]] = []
+    try:
+        nxt = 0
+        for k, part in enumerate(parts):
+            while nxt < len(parts) and nxt <= k + n_threads:  # keep the workers busy, bounded
+                pending.append(ex.submit(work, parts[nxt]))
+                nxt += 1
+            pixels = pending.pop(0).result()
+            yield Frames(pixels=pixels, indices=part, timestamps=times[part])
+            del pixels
+            release_freed_memory()
+    finally:
+        for f in pending:
+            f.cancel()
+        ex.shutdown(wait=True)
 
 
 def decode_frames(
@@ -472,9 +594,10 @@ def decode_frames(
     *,
     size: tuple[int, int] | None = None,
     chunk: int = DEFAULT_CHUNK,
+    threads: int | None = 1,
 ) -> Frames:
     """Decode the given frames into one :class:`Frames` (sorted unique indices)."""
-    parts = list(iter_frames(path, indices, size=size, chunk=chunk))
+    parts = list(iter_frames(path, indices, size=size, chunk=chunk, threads=threads))
     if not parts:
         raise ParameterError("decode_frames needs at least one frame index.")
     return Frames(

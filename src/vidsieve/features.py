@@ -159,18 +159,25 @@ def extract_features(
     progress: bool = True,
     batch_size: int = 32,
     timings: dict[str, float] | None = None,
+    candidates: str = "frames",
+    decode_threads: int | None = None,
 ) -> FrameFeatures:
     """Sample candidate frames (``fps`` or ``count``), decode them in chunks and encode them.
 
     Returns :class:`FrameFeatures` with embeddings ``[T, D]`` (and the encoder's patch grid).
     ``cache``: True (default dir), False, or a directory. ``timings`` (if given) receives
     ``decode`` and ``encode`` seconds (zero on a cache hit) and ``cache_hit``.
+    ``candidates``: ``"frames"`` (the frame at each ``k / fps`` s), ``"keyframes"`` or
+    ``"auto"`` (key frames near those times: far cheaper on long videos; see
+    :func:`~vidsieve.decoding.candidate_frames`). ``decode_threads``: parallel readers
+    (None: as many as the CPUs allow, at most 4); the result does not depend on it.
+    Timestamps are the candidates' presentation times.
     """
     meta = probe(video)
     if count is not None:
         fps = None
-    idx, times = candidate_frames(meta, fps=fps, count=count, max_frames=max_frames)
-    sampling = {"fps": fps, "count": count, "max_frames": max_frames}
+    idx, times = candidate_frames(meta, fps=fps, count=count, max_frames=max_frames, source=candidates)
+    sampling = {"fps": fps, "count": count, "max_frames": max_frames, "candidates": candidates}
     entry: Path | None = None
     if cache:
         root = default_cache_dir() if cache is True else Path(cache)
@@ -193,7 +200,7 @@ def extract_features(
     t_dec = t_enc = 0.0
     pos = 0
     bar = tqdm(total=len(idx), desc=f"decode+encode {Path(meta.path).name}", unit="frame", disable=not progress, leave=False)
-    frames_iter = iter_frames(meta.path, idx, size=encoder.decode_size, chunk=batch_size)
+    frames_iter = iter_frames(meta.path, idx, size=encoder.decode_size, chunk=batch_size, threads=decode_threads)
     while True:
         t0 = time.perf_counter()
         try:
