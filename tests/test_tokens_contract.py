@@ -117,3 +117,15 @@ def test_every_registered_selector_applies_the_checks() -> None:
             sel.select(TokenInput(tokens=tok, allotment=np.array([2.5, 3.0])))
         with pytest.raises(ParameterError, match="must be finite"):
             sel.select(TokenInput(tokens=nan_tok))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "match"),
+    [(torch.zeros(2, 3, 3, 0), "width D=0"), (torch.zeros(2, 3, 3, 4, device="meta"), "meta tensor"),
+     (torch.zeros(2, 3, 3, 4, dtype=torch.int64), "floating-point")],
+)
+def test_token_input_refuses_featureless_meta_and_integer_tokens(tokens, match):
+    import vidsieve
+
+    with pytest.raises(ParameterError, match=match):
+        vidsieve.create_token_selector("none").select(TokenInput(tokens=tokens))

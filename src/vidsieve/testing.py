@@ -17,7 +17,7 @@ import torch
 
 from .configurable import Configurable
 from .errors import EmptyInputError, VidsieveError
-from .selectors.base import FrameSelector
+from .selectors.base import FrameSelector, frame_cost
 from .tokens.base import TokenInput, TokenSelector
 from .types import Budget, FrameFeatures, Query
 
@@ -59,8 +59,9 @@ def _contract_cases(selector: FrameSelector, budgets: tuple[int, ...]) -> None:
             n = len(s1)
             if selector.fills_budget and n != k:
                 raise _fail(selector, f"returned {n} frames for {budget} and T={t}; expected {k}.")
-            if not 1 <= n <= k:
-                raise _fail(selector, f"returned {n} frames for budget {b} and T={t}.")
+            cost = frame_cost(s1.downscale, n)
+            if not 1 <= n <= t or cost > k + 1e-9:
+                raise _fail(selector, f"returned {n} frames worth {cost:.3f} for budget {b} and T={t}.")
             idx = s1.indices
             if np.any(np.diff(idx) <= 0) or idx.min() < feats.indices[0] or idx.max() > feats.indices[-1]:
                 raise _fail(selector, f"indices not sorted/unique/in range: {idx}")

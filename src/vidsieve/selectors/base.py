@@ -11,6 +11,11 @@ Budget behaviour (documented contract):
 * ``budget.frames >= len(features)`` -> every candidate frame is returned (``min(budget, T)``
   frames; ``extras["budget_clipped"] = True``). This includes ``T == 1``.
 * otherwise exactly ``budget.frames`` frames.
+
+``budget.frames`` counts *full-resolution frame equivalents*: a chosen frame costs
+``1 / downscale**2`` (1 without a downscale), so a selector that shows frames at reduced
+resolution (F2C's clips) may return more frames than ``budget.frames`` while their cost stays
+within it. Selectors that fill the budget return exactly ``min(budget.frames, T)`` frames.
 """
 
 from __future__ import annotations
@@ -36,6 +41,16 @@ class SelectOutput:
     clips: np.ndarray | None = None
     scores: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def frame_cost(downscale: np.ndarray | None, n: int) -> float:
+    """Full-resolution frame equivalents of ``n`` chosen frames: ``sum(1 / downscale**2)``."""
+    if downscale is None:
+        return float(n)
+    ds = np.asarray(downscale, dtype=np.float64)
+    if ds.shape != (n,) or not np.all(ds >= 1.0):
+        return float(n)  # malformed downscales are reported by the checks below
+    return float(np.sum(1.0 / ds**2))
 
 
 def as_query(query: Query | str | np.ndarray | None) -> Query | None:
@@ -130,9 +145,16 @@ class FrameSelector(Configurable):
 
     def _check_output(self, rows: np.ndarray, out: SelectOutput, k: int, t: int, budget: Budget) -> None:
         name = type(self).__name__
-        n_ok = rows.shape[0] == k if self.fills_budget else 1 <= rows.shape[0] <= k
-        if rows.ndim != 1 or not n_ok:
+        if rows.ndim != 1:
+            raise ContractError(f"{name} returned rows of shape {rows.shape}; expected [K].")
+        n_ok = rows.shape[0] == k if self.fills_budget else 1 <= rows.shape[0] <= t
+        if not n_ok:
             raise ContractError(f"{name} returned {rows.shape} rows; the budget asks for {k}.")
+        cost = frame_cost(out.downscale, rows.shape[0])
+        if cost > k + 1e-9:
+            raise ContractError(
+                f"{name} returned frames worth {cost:.3f} full frames; the budget asks for at most {k}."
+            )
         if k and (rows.min() < 0 or rows.max() >= t):
             raise ContractError(f"{name} returned rows outside [0, {t}).")
         if np.any(np.diff(rows) <= 0):

@@ -187,6 +187,12 @@ class TokenSelector(Configurable):
             )
         if tok.shape[0] == 0 or tok.shape[1] * tok.shape[2] == 0:
             raise EmptyInputError(f"{type(self).__name__} got no tokens (shape {tuple(tok.shape)}).")
+        if tok.shape[3] == 0:
+            raise ParameterError(f"TokenInput.tokens has width D=0 (shape {tuple(tok.shape)}); tokens need features.")
+        if tok.is_meta:
+            raise ParameterError("TokenInput.tokens is a meta tensor (no data); load the model's weights first.")
+        if not tok.is_floating_point():
+            raise ParameterError(f"TokenInput.tokens must be a floating-point tensor; got {tok.dtype}.")
         check_param("TokenInput", "budget", inputs.budget, [Int(ge=1), NoneValue()])
         if inputs.allotment is not None:
             check_allotment(inputs.allotment, int(tok.shape[0]))
@@ -234,3 +240,5 @@ class TokenSelector(Configurable):
                     )
         if out.embeddings is not None and len(out.embeddings) != f:
             raise ContractError(f"{name}: embeddings must have one entry per frame.")
+        if out.embeddings is not None and not all(bool(torch.isfinite(e).all()) for e in out.embeddings):
+            raise ContractError(f"{name} produced NaN or inf embeddings from finite tokens.")
