@@ -72,6 +72,7 @@ class _FakeKMeans:
     def fit(self, x: np.ndarray) -> _FakeKMeans:
         self.cluster_centers_ = self.centers
         self.labels_ = self.labels
+        self.inertia_ = 0.0
         return self
 
 
@@ -83,8 +84,8 @@ def test_representative_all_vs_members(monkeypatch: pytest.MonkeyPatch) -> None:
     # cluster 0 = rows 0, 1 (spread around (0,0)); cluster 1 = rows 2, 3; row 2 sits at (0, 0.5):
     # nearer to centroid 0 than either of cluster 0's members.
     x = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 0.5], [0.0, 5.0]])
-    assert kmeans_keyframes(x, 2, representative="all").tolist() == [2, 3]
-    assert kmeans_keyframes(x, 2, representative="members").tolist() == [0, 3]
+    assert kmeans_keyframes(x, 2, representative="all", solver="sklearn").tolist() == [2, 3]
+    assert kmeans_keyframes(x, 2, representative="members", solver="sklearn").tolist() == [0, 3]
 
 
 def test_collision_falls_back_to_uniform() -> None:

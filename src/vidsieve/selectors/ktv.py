@@ -1,8 +1,7 @@
 """KTV stage 1: question-agnostic keyframes by k-means, ranked by question relevance.
 
 Source: "KTV: keyframes and key tokens" (arXiv 2602.03615) and the authors' released code
-(github.com/hktk07/KTV, ``cluster_keyframe_and_order.py`` and ``ktv/llava/model/llava_arch.py``);
-see ``notes/methods.md`` section 2.
+(github.com/hktk07/KTV, ``cluster_keyframe_and_order.py`` and ``ktv/llava/model/llava_arch.py``).
 
 What it does (``k = budget.frames``, at most ``T``):
 
@@ -41,18 +40,24 @@ Every other case gets ``min(budget.tokens // k, tokens_per_frame)`` per frame (t
 
 Deviations from the released code (all documented, none changes the method):
 
-* Threads. vidsieve runs k-means with ``threads=1`` (BLAS and OpenMP pools limited with
-  threadpoolctl): the same picks as the released call. On this project's shared 2-core
-  machine, per hour of 1-fps candidates (3,600 x 1,024, k = 6 or 12), the libraries' default
-  2 threads took 2.4-21 s wall (3-7 s CPU: OpenMP threads spin against other work), one
-  thread 0.46-0.82 s wall (0.3-0.6 s CPU); even at load ~1.5, 0.95 s vs 0.57 s (k = 12).
-  ``threads=None`` restores the libraries' defaults. Numbers: ``eval/bench/kmeans.py``.
-* Cheaper settings exist but move the picks: ``n_init=3`` is 2.5-3x faster (coverage cost
-  +0.8-0.9%, Jaccard 0.53-0.61 vs the released picks); changing only the seed of the released
-  call already gives Jaccard 0.40-0.80 on the same data (k-means with k far below the number
-  of scenes has many near-equal optima). ``pca_dims`` (k-means on a randomized-PCA projection;
-  centroids are then member means in the raw space, nearest frame found there) saves little
-  because the PCA itself costs about as much as it saves. Defaults stay the released
+* Speed, same picks. ``solver="exact"`` (default) computes what the released
+  ``KMeans(k, init="k-means++", n_init=10, random_state=0)`` computes, with every restart
+  at once (one matrix product per seeding or Lloyd step for all restarts, scikit-learn's own
+  summation order for the centres, an early exit for restarts that repeat an earlier one):
+  the same centres, labels and picks; see :mod:`vidsieve.kmeans` for how, and for the rare
+  near-ties where it hands the call to scikit-learn itself (``extras["kmeans"]`` says which
+  solver answered). ``solver="sklearn"`` runs ``KMeans`` itself.
+* Threads. ``threads=None`` (default) takes the machine's free cores (CPUs this process may
+  use minus the 1-minute load average, fewer for small inputs) and limits the BLAS and
+  OpenMP pools to that during the call (threadpoolctl), so k-means never oversubscribes a
+  busy machine: on a shared 2-core machine scikit-learn's default 2 OpenMP threads were
+  several times slower than one. An int fixes the count.
+* Cheaper settings exist but move the picks: ``solver="minibatch"`` (mini-batch k-means),
+  ``n_init=3``, or ``pca_dims`` (k-means on a randomized-PCA projection; centroids are then
+  member means in the raw space, nearest frame found there). Changing only the seed of the
+  released call already moves the picks (k-means with k far below the number of scenes has
+  many near-equal optima). ``python -m vidsieve.eval.bench.kmeans`` times each against the
+  released call in the same run and reports the pick agreement. Defaults stay the released
   ``n_init=10, random_state=0``, raw features.
 * Ties (two frames equally near a centroid) go to the lowest row (``argmin``, as released).
 * The released ladders are hard-coded for 6 and 12 frames; other frame counts crash there.
@@ -110,25 +115,38 @@ def kmeans_keyframes(
     pca_dims: int | None = None,
     representative: str = "all",
     threads: int | None = None,
+    solver: str = "exact",
+    info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Rows of the frames nearest to the ``k`` k-means centroids (may contain repeats).
 
     x: float ``[T, D]`` raw features; ``1 <= k <= T``. Returns int64 ``[k]`` in centroid order.
     ``representative="all"`` searches every frame (released code), ``"members"`` only the
     centroid's own cluster (paper). Ties go to the lowest row. ``threads`` limits the BLAS and
-    OpenMP pools during the call (None: the libraries' defaults).
+    OpenMP pools during the call (None: chosen from the machine's free cores,
+    :func:`vidsieve.kmeans.machine_threads`). ``solver``: ``"exact"`` (scikit-learn's result
+    computed with every restart at once, :func:`vidsieve.kmeans.kmeans_released`),
+    ``"sklearn"`` (``KMeans`` itself) or ``"minibatch"`` (``MiniBatchKMeans``: faster, other
+    picks). ``info``, when given, receives which solver answered and why.
     """
     from threadpoolctl import threadpool_limits
 
+    from ..kmeans import machine_threads
+
+    if threads is None:
+        threads = machine_threads(work=2.0 * n_init * x.shape[0] * x.shape[1] * k * 10)
     with threadpool_limits(limits=threads):
-        return _kmeans_keyframes(x, k, n_init, random_state, max_iter, algorithm, pca_dims, representative)
+        return _kmeans_keyframes(
+            x, k, n_init, random_state, max_iter, algorithm, pca_dims, representative, solver,
+            {} if info is None else info,
+        )
 
 
 def _kmeans_keyframes(
     x: np.ndarray, k: int, n_init: int, random_state: int, max_iter: int, algorithm: str,
-    pca_dims: int | None, representative: str,
+    pca_dims: int | None, representative: str, solver: str, info: dict[str, Any],
 ) -> np.ndarray:
-    from sklearn.cluster import KMeans
+    from ..kmeans import kmeans_released, kmeans_sklearn
 
     x = np.ascontiguousarray(x)
     z = x
@@ -137,17 +155,20 @@ def _kmeans_keyframes(
 
         z = PCA(n_components=pca_dims, svd_solver="randomized", random_state=random_state).fit_transform(x)
         z = np.ascontiguousarray(z, dtype=x.dtype)
-    km = KMeans(
-        n_clusters=k, init="k-means++", n_init=n_init, random_state=random_state,
-        max_iter=max_iter, algorithm=algorithm,  # type: ignore[arg-type]
-    )
-    with warnings.catch_warnings():
-        # duplicate frames give fewer distinct clusters than k: the fallback handles it.
-        warnings.simplefilter("ignore")
-        km.fit(z)
-    labels = km.labels_.astype(np.int64)
+    if solver == "minibatch":
+        labels, centers = _minibatch(z, k, n_init, random_state, max_iter)
+        info.update(solver="minibatch", reason="requested")
+    else:
+        if solver == "exact" and algorithm == "lloyd":
+            res = kmeans_released(z, k, n_init=n_init, random_state=random_state, max_iter=max_iter)
+        else:
+            why = "requested" if solver == "sklearn" else f"algorithm={algorithm!r}"
+            res = kmeans_sklearn(z, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
+                                 algorithm=algorithm, reason=why)
+        info.update(solver=res.solver, reason=res.reason)
+        labels, centers = res.labels, res.centers
     if z is x:
-        centers = km.cluster_centers_.astype(np.float64)
+        centers = centers.astype(np.float64)
     else:
         # member means in the raw space (the k-means centroid definition).
         counts = np.bincount(labels, minlength=k).astype(np.float64)
@@ -162,6 +183,18 @@ def _kmeans_keyframes(
         empty = ~np.isfinite(d2).any(1)
         d2[empty] = 0.0  # an empty cluster picks row 0; the uniqueness check then falls back.
     return np.argmin(d2, axis=1).astype(np.int64)
+
+
+def _minibatch(z: np.ndarray, k: int, n_init: int, random_state: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mini-batch k-means (k-means++ seeding, batches of 1024 frames): labels, centres."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    km = MiniBatchKMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=random_state,
+                         max_iter=max_iter, batch_size=1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        km.fit(z)
+    return km.labels_.astype(np.int64), km.cluster_centers_
 
 
 def token_ladder(k: int, tokens: int, tokens_per_frame: int) -> tuple[np.ndarray, str] | None:
@@ -187,8 +220,9 @@ class KTVSelector(FrameSelector):
     fallback: ``"linspace"`` (lmms-eval rule) or ``"floor"`` (released rule) when the picks
         are not ``k`` unique frames.
     tokens_per_frame: LLM tokens of one full frame, to scale the ladders (576: CLIP-L/336).
-    threads: BLAS/OpenMP threads for k-means (None: the libraries' defaults). Default 1: on a
-        busy 2-core machine OpenMP's spinning threads made 2 threads 10-24x slower.
+    threads: BLAS/OpenMP threads for k-means (None: the machine's free cores, never more).
+    solver: ``"exact"`` (the released result, all restarts at once), ``"sklearn"`` (scikit-learn's
+        ``KMeans`` itself) or ``"minibatch"`` (mini-batch k-means: faster, other picks).
     """
 
     uses_query = True
@@ -203,6 +237,7 @@ class KTVSelector(FrameSelector):
         "fallback": [Choice("linspace", "floor")],
         "tokens_per_frame": [Int(ge=1)],
         "threads": [Int(ge=1), NoneValue()],
+        "solver": [Choice("exact", "sklearn", "minibatch")],
     }
 
     def __init__(
@@ -216,7 +251,8 @@ class KTVSelector(FrameSelector):
         representative: str = "all",
         fallback: str = "linspace",
         tokens_per_frame: int = 576,
-        threads: int | None = 1,
+        threads: int | None = None,
+        solver: str = "exact",
     ) -> None:
         self.n_init = n_init
         self.random_state = random_state
@@ -227,6 +263,7 @@ class KTVSelector(FrameSelector):
         self.fallback = fallback
         self.tokens_per_frame = tokens_per_frame
         self.threads = threads
+        self.solver = solver
         self._validate_params()
 
     def _select(self, features: FrameFeatures, *, k: int, budget: Budget, query: Query | None) -> SelectOutput:
@@ -236,11 +273,14 @@ class KTVSelector(FrameSelector):
             rows = np.arange(t, dtype=np.int64)
             extras["keyframes"] = "all candidates (k >= T)"
         else:
+            info: dict[str, Any] = {}
             picks = kmeans_keyframes(
                 features.embeddings, k, n_init=self.n_init, random_state=self.random_state,
                 max_iter=self.max_iter, algorithm=self.algorithm, pca_dims=self.pca_dims,
-                representative=self.representative, threads=self.threads,
+                representative=self.representative, threads=self.threads, solver=self.solver,
+                info=info,
             )
+            extras["kmeans"] = info
             rows = np.unique(picks)
             extras["fallback"] = rows.size != k
             if rows.size != k:

@@ -1,0 +1,365 @@
+"""scikit-learn's k-means (k-means++ seeding, Lloyd, ``n_init`` restarts) with every restart run at once.
+
+:func:`kmeans_released` computes what ``sklearn.cluster.KMeans(k, init="k-means++",
+n_init=n_init, random_state=seed, max_iter=max_iter, tol=tol)`` computes on a dense ``[T, D]``
+array, step for step, but organised for BLAS instead of for one restart at a time:
+
+* **Seeding.** scikit-learn's k-means++ draws the same number of random numbers whatever the
+  data (one for the first centre, ``2 + int(log k)`` per further centre), so all restarts'
+  draws are taken up front from one ``RandomState(seed)`` in scikit-learn's order and the
+  restarts are seeded together: one matrix product per seeding step for every restart's
+  candidates instead of ten chunked, re-upcast products. Distances are computed in float64 and
+  rounded to the data's dtype, as scikit-learn does for float32 data; cumulative sums, the
+  potential and the choice of candidate follow scikit-learn's operations and dtypes.
+* **Lloyd.** The restarts iterate in lock-step: one matrix product gives every active
+  restart's distances (``||c||^2 - 2 x.c``, the data's dtype, first minimum wins), one product
+  with the one-hot label matrix gives every restart's cluster sums. A restart stops exactly
+  when scikit-learn's would (labels unchanged, or total squared centre shift <= ``tol`` times
+  the mean feature variance, then one more assignment step), and leaves the batch.
+* **Early exit.** A restart whose labels (up to a renaming of clusters) equal those another
+  restart had at a step after which both went on, follows that restart's path from there: it
+  reaches the same clustering with the same inertia, which scikit-learn's rule ("replace the
+  best only with a strictly lower inertia and a different clustering") never prefers. It is
+  dropped at once.
+* **Best restart.** scikit-learn's rule, in restart order; inertias are summed in float64.
+
+Where the result could differ from scikit-learn's. Both sides round (scikit-learn's float32
+sums run in a different order, and with several threads in a scheduling-dependent one), so a
+decision taken within rounding noise could go either way: a frame almost equidistant from its
+two nearest centres, two seeding candidates of almost equal potential, a centre shift almost
+at the tolerance, two different clusterings of almost equal inertia, an empty cluster
+(scikit-learn then relocates centres), or a restart of the early exit that would have run out
+of iterations first. Each is detected with a margin far above the rounding error (relative
+``1e-4`` for distances, ``1e-5`` for potentials and inertias, ``1e-2`` of the tolerance) and the
+call then runs scikit-learn's ``KMeans`` itself; :class:`KMeansResult` says which path gave the
+answer and why. On data without cluster structure (pure noise) restarts of nearly equal
+inertia are common and the fallback is taken; on video features it is rare.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["KMeansResult", "kmeans_released", "kmeans_sklearn", "machine_threads"]
+
+#: relative margins above which a decision is taken as certain (see the module docstring).
+POT_MARGIN = 1e-6
+TOL_MARGIN = 1e-3
+INERTIA_MARGIN = 1e-4
+
+
+@dataclass
+class KMeansResult:
+    """centers ``[k, D]`` (the data's dtype, original space), labels int64 ``[T]``, inertia.
+
+    solver: ``"lockstep"`` (this module's path) or ``"sklearn"`` (scikit-learn's ``KMeans``).
+    reason: why scikit-learn was used (empty for the lock-step path).
+    iterations: Lloyd steps computed per restart (lock-step path; early-exited restarts
+    stop short).
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray
+    inertia: float
+    solver: str
+    reason: str = ""
+    iterations: list[int] = field(default_factory=list)
+
+
+class _Uncertain(Exception):
+    """A decision fell within rounding noise: scikit-learn itself must decide."""
+
+
+def machine_threads(work: float | None = None) -> int:
+    """Threads to use for BLAS on this machine now: the CPUs this process may run on, minus
+    the ones other processes keep busy (1-minute load average), at least 1.
+
+    work: floating-point operations of the call; below ~5e7 per extra thread, more threads
+    cost more than they save (thread start and wake-up), so small calls get fewer.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    free = int(cpus - busy + 0.5)  # our own process is not running yet: the load is others'
+    n = max(1, min(cpus, free))
+    if work is not None:
+        n = max(1, min(n, int(work / 5e7)))
+    return n
+
+
+def kmeans_sklearn(x: np.ndarray, k: int, *, n_init: int, random_state: int, max_iter: int,
+                   tol: float = 1e-4, algorithm: str = "lloyd", reason: str = "requested") -> KMeansResult:
+    """scikit-learn's ``KMeans`` itself (the released call), as a :class:`KMeansResult`."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=random_state,
+                max_iter=max_iter, tol=tol, algorithm=algorithm)  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        # duplicate frames give fewer distinct clusters than k: callers handle that.
+        warnings.simplefilter("ignore")
+        km.fit(x)
+    return KMeansResult(km.cluster_centers_, km.labels_.astype(np.int64), float(km.inertia_),
+                        "sklearn", reason)
+
+
+def kmeans_released(x: np.ndarray, k: int, *, n_init: int = 10, random_state: int = 0,
+                    max_iter: int = 300, tol: float = 1e-4, early_exit: bool = True) -> KMeansResult:
+    """``KMeans(k, init="k-means++", n_init, random_state, max_iter, tol).fit(x)``'s result.
+
+    x: ``[T, D]`` float (float32 and float64 keep their dtype, others become float64),
+    ``1 <= k <= T``. Run under the caller's BLAS thread limit (threadpoolctl).
+    early_exit: drop restarts that repeat another one (False: run each to its end; same result).
+    """
+    xa = np.asarray(x)
+    dtype = xa.dtype if xa.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    xw = np.array(xa, dtype=dtype, order="C", copy=True)
+    try:
+        return _lockstep(xw, k, n_init, random_state, max_iter, tol, early_exit)
+    except _Uncertain as why:
+        return kmeans_sklearn(xa, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
+                              tol=tol, reason=str(why))
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+def _canonical(labels: np.ndarray, k: int) -> bytes:
+    """Labels renamed by order of first appearance: equal for clusterings equal up to renaming."""
+    first = np.full(k, -1, dtype=np.int64)
+    seen, idx = np.unique(labels, return_index=True)
+    order = np.argsort(idx)
+    first[seen[order]] = np.arange(seen.size)
+    return first[labels].astype(np.int16 if k < 32000 else np.int32).tobytes()
+
+
+def _same_clustering(a: np.ndarray, b: np.ndarray, k: int) -> bool:
+    """scikit-learn's check: every label of ``a`` maps to one label of ``b`` (one direction)."""
+    mapping = np.full(k, -1, dtype=np.int64)
+    first = np.unique(a, return_index=True)[1]
+    mapping[a[first]] = b[first]
+    return bool(np.array_equal(mapping[a], b))
+
+
+def _seed(x: np.ndarray, x64: np.ndarray, xsq64: np.ndarray, k: int, n_init: int,
+          rs: np.random.RandomState) -> np.ndarray:
+    """k-means++ centres for every restart, ``[n_init, k, D]`` (scikit-learn's seeding)."""
+    t = x.shape[0]
+    trials = 2 + int(np.log(k))
+    w = np.ones(t, dtype=x.dtype)
+    firsts = np.empty(n_init, dtype=np.int64)
+    draws = np.empty((n_init, max(k - 1, 0), trials))
+    for r in range(n_init):  # scikit-learn's order: one restart's draws, then the next's
+        firsts[r] = rs.choice(t, p=w / w.sum())
+        for c in range(k - 1):
+            draws[r, c] = rs.uniform(size=trials)
+
+    def dist(rows: np.ndarray, one_by_one: bool = False) -> np.ndarray:
+        """``[len(rows), T]`` squared distances as scikit-learn computes them: float64
+        ``-2 a.b + ||a||^2 + ||b||^2`` through numpy's matrix product, rounded to the data's
+        dtype. Each distinct row is computed once; ``one_by_one`` multiplies single rows (a
+        one-row product may take BLAS's matrix-vector path, as scikit-learn's does)."""
+        uniq, inv = np.unique(rows, return_inverse=True)
+        if one_by_one:
+            d = np.concatenate([-2.0 * (x64[u : u + 1] @ x64.T) for u in uniq])
+        else:
+            d = -2.0 * (x64[uniq] @ x64.T)
+        d += xsq64[uniq][:, None]
+        d += xsq64[None, :]
+        out = d.astype(x.dtype)
+        np.maximum(out, 0, out=out)
+        return out[inv.ravel()]
+
+    ids = np.empty((n_init, k), dtype=np.int64)
+    ids[:, 0] = firsts
+    closest = dist(firsts, one_by_one=True)  # [R, T]
+    pot = closest @ w  # [R]
+    for c in range(1, k):
+        cand = np.empty((n_init, trials), dtype=np.int64)
+        for r in range(n_init):
+            vals = draws[r, c - 1] * pot[r : r + 1]
+            cand[r] = np.searchsorted(np.cumsum(w * closest[r]), vals)
+        np.clip(cand, None, t - 1, out=cand)
+        d = dist(cand.ravel()).reshape(n_init, trials, t)
+        np.minimum(closest[:, None, :], d, out=d)
+        pots = d @ w  # [R, trials]
+        best = np.argmin(pots, axis=1)
+        rr = np.arange(n_init)
+        if trials > 1:  # the best must beat every *other* point among the candidates clearly
+            other = np.where(cand == cand[rr, best][:, None], np.inf, pots.astype(np.float64))
+            lo = pots[rr, best].astype(np.float64)
+            if (other.min(1) - lo <= POT_MARGIN * np.abs(lo)).any():
+                raise _Uncertain("two k-means++ candidates of almost equal potential")
+        pot = pots[rr, best]
+        closest = d[rr, best]
+        ids[:, c] = cand[rr, best]
+    return x[ids]
+
+
+def _estep(x: np.ndarray, centers: np.ndarray, blas_sgemm: object) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``[R, T]`` (int32) for each restart's centres ``[R, k, D]``, and ``[R, T]`` float64
+    ``||c||^2 - 2 x.c`` of the chosen centre.
+
+    scikit-learn's assignment, for every restart in one product: the centres' squared norms
+    preloaded, then ``gemm(alpha=-2, beta=1)`` through the same BLAS library and in the same
+    operand order as its Cython kernel (each output element's sum runs over the features in the
+    same order whatever the number of rows or columns); the first minimum wins.
+    """
+    r, k, d = centers.shape
+    flat = np.ascontiguousarray(centers.reshape(r * k, d))
+    cn = np.einsum("ij,ij->i", flat, flat)
+    pre = np.asfortranarray(np.broadcast_to(cn[:, None], (r * k, x.shape[0])))
+    out = blas_sgemm(-2.0, flat.T, x.T, beta=1.0, c=pre, trans_a=1, overwrite_c=1)  # type: ignore[operator]
+    dist = np.asarray(out).T.reshape(x.shape[0], r, k).transpose(1, 0, 2)  # [R, T, k]
+    labels = np.argmin(dist, axis=2).astype(np.int32)
+    dmin = np.take_along_axis(dist, labels[..., None].astype(np.int64), axis=2)[..., 0]
+    return labels, dmin.astype(np.float64)
+
+
+def _mstep(xt: object, labels: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
+    """Cluster means ``[R, k, D]`` as scikit-learn computes them: float sums accumulated one
+    sample at a time in sample order (``torch.index_add_`` adds rows sequentially), times the
+    reciprocal of the count rounded to the data's dtype."""
+    import torch
+
+    x_t: torch.Tensor = xt  # type: ignore[assignment]
+    r, _ = labels.shape
+    out = np.empty((r, k, x_t.shape[1]), dtype=dtype)
+    for j in range(r):
+        lab = torch.from_numpy(labels[j].astype(np.int64))
+        sums = torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype).index_add_(0, lab, x_t).numpy()
+        counts = np.bincount(labels[j], minlength=k)
+        if (counts == 0).any():
+            raise _Uncertain("an empty cluster (scikit-learn relocates it)")
+        alpha = (1.0 / counts.astype(np.float64)).astype(dtype)
+        np.multiply(sums, alpha[:, None], out=out[j])
+    return out
+
+
+def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol: float,
+              early_exit: bool) -> KMeansResult:
+    import torch
+    from scipy.linalg import blas
+
+    try:  # scikit-learn's exact inertia and clustering check, for near-ties only
+        from sklearn.cluster._k_means_common import _inertia_dense, _is_same_clustering
+    except ImportError as exc:  # another scikit-learn layout: use KMeans itself
+        raise _Uncertain(f"scikit-learn's k-means helpers not found ({exc})") from None
+
+    sgemm = blas.sgemm if x.dtype == np.float32 else blas.dgemm
+    t = x.shape[0]
+    tol_abs = float(np.mean(np.var(x, axis=0)) * tol) if tol else 0.0
+    mean = x.mean(axis=0)
+    x -= mean
+    x64 = x if x.dtype == np.float64 else x.astype(np.float64)
+    xsq64 = np.einsum("ij,ij->i", x64, x64)
+    centers = _seed(x, x64, xsq64, k, n_init, np.random.RandomState(seed))
+    del x64
+    xt = torch.from_numpy(x)
+    xsq_total = float(xsq64.sum())
+
+    final_labels: list[np.ndarray | None] = [None] * n_init
+    final_centers: list[np.ndarray | None] = [None] * n_init
+    approx_inertia = [0.0] * n_init
+    # run -> (run it follows, its step, our step, its label -> our label)
+    alias: dict[int, tuple[int, int, int, np.ndarray]] = {}
+    # canonical labels after a continued step -> (run, step, its labels then)
+    seen: dict[bytes, tuple[int, int, np.ndarray]] = {}
+    iters = [0] * n_init
+    active = list(range(n_init))
+    prev = np.full((n_init, t), -1, dtype=np.int32)
+    for step in range(max_iter):
+        if not active:
+            break
+        labels, dmin = _estep(x, centers[active], sgemm)
+        new = _mstep(xt, labels, k, x.dtype)
+        diff = new.astype(np.float64) - centers[active].astype(np.float64)
+        shift_tot = (diff * diff).sum(axis=(1, 2))  # [R]
+        still: list[int] = []
+        for j, r in enumerate(active):
+            iters[r] = step + 1
+            centers[r] = new[j]
+            if np.array_equal(labels[j], prev[r]):  # strict convergence: new centres == old
+                final_labels[r], final_centers[r] = labels[j], new[j]
+                approx_inertia[r] = float(dmin[j].sum()) + xsq_total
+                continue
+            if abs(shift_tot[j] - tol_abs) <= TOL_MARGIN * tol_abs:
+                raise _Uncertain("a centre shift almost at the tolerance")
+            if shift_tot[j] <= tol_abs:
+                final_centers[r] = new[j]  # labels from one more assignment step, below
+                continue
+            key = _canonical(labels[j], k)
+            if early_exit and key in seen:  # from here on this restart repeats another one, renamed
+                s_run, s_step, s_labels = seen[key]
+                perm = np.zeros(k, dtype=np.int64)
+                perm[s_labels] = labels[j]
+                alias[r] = (s_run, s_step, step, perm)
+                continue
+            seen[key] = (r, step, labels[j].copy())
+            prev[r] = labels[j]
+            still.append(r)
+        active = still
+    todo = [r for r in range(n_init) if r not in alias and final_labels[r] is None]
+    if todo:  # stopped on the tolerance or at max_iter: one more assignment step
+        for r in todo:
+            if final_centers[r] is None:
+                final_centers[r] = centers[r]
+        lab, dmin = _estep(x, np.stack([final_centers[r] for r in todo]), sgemm)  # type: ignore[misc]
+        for j, r in enumerate(todo):
+            final_labels[r] = lab[j]
+            approx_inertia[r] = float(dmin[j].sum()) + xsq_total
+
+    def total_steps(r: int) -> int:
+        """Steps restart r would have taken without the early exit."""
+        if r not in alias:
+            return iters[r]
+        s, s_step, r_step, _ = alias[r]
+        return r_step + total_steps(s) - s_step
+
+    def resolve(r: int) -> tuple[int, np.ndarray]:
+        """The restart that computed r's result, and its label -> r's label."""
+        perm = np.arange(k)
+        while r in alias:
+            r, _, _, p = alias[r]
+            perm = perm[p]  # r's names are p applied to the followed run's names
+        return r, perm
+
+    for r in alias:
+        if total_steps(r) > max_iter:
+            raise _Uncertain("an early-exited restart would have run out of iterations")
+
+    w = np.ones(t, dtype=x.dtype)
+    exact: dict[int, float] = {}
+
+    def sk_inertia(r: int) -> float:
+        if r not in exact:
+            exact[r] = float(_inertia_dense(x, w, final_centers[r], final_labels[r], 1))
+        return exact[r]
+
+    best = -1
+    best_root = -1
+    for r0 in range(n_init):  # scikit-learn's rule, in restart order
+        r, _ = resolve(r0)
+        if best < 0:
+            best, best_root = r0, r
+            continue
+        a, b = approx_inertia[r], approx_inertia[best_root]
+        if abs(a - b) <= INERTIA_MARGIN * abs(b):  # too close for float64 sums: its own
+            a, b = sk_inertia(r), sk_inertia(best_root)
+        if a < b and not _is_same_clustering(final_labels[r], final_labels[best_root], k):
+            best, best_root = r0, r
+    r, perm = resolve(best)
+    cen_r, lab_r = final_centers[r], final_labels[r]
+    assert cen_r is not None and lab_r is not None
+    named = np.empty_like(cen_r)
+    named[perm] = cen_r  # in the winning restart's own cluster order
+    inertia = exact.get(r, approx_inertia[r])
+    return KMeansResult(named + mean, perm[lab_r].astype(np.int64), inertia, "lockstep", "", iters)

@@ -1,0 +1,120 @@
+"""vidsieve.kmeans: the lock-step k-means gives scikit-learn's KMeans result, bit for bit.
+
+The oracle is scikit-learn's ``KMeans(k, init="k-means++", n_init, random_state)`` itself,
+run on the same array; centres are compared after sorting (restart order is the same, so
+they should even come in the same order, which is checked too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from vidsieve.kmeans import kmeans_released, machine_threads
+from vidsieve.selectors.ktv import KTVSelector
+from vidsieve.types import Budget, FrameFeatures
+
+
+def _clustered(t: int, d: int, scenes: int, seed: int, spread: float = 0.6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(scenes, d))
+    lab = np.sort(rng.integers(0, scenes, t))
+    return (centres[lab] + rng.normal(scale=spread, size=(t, d))).astype(np.float32)
+
+
+def _random(t: int, d: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(t, d)).astype(np.float32)
+
+
+CASES = {
+    "clustered-400x64-k6": (lambda: _clustered(400, 64, 20, 0), 6),
+    "clustered-400x64-k12": (lambda: _clustered(400, 64, 20, 1), 12),
+    "clustered-300x40-k3": (lambda: _clustered(300, 40, 3, 2, spread=0.3), 3),
+    "random-300x32-k5": (lambda: _random(300, 32, 3), 5),
+    "random-257x17-k12": (lambda: _random(257, 17, 4), 12),
+    "clustered-float64-200x24-k4": (lambda: _clustered(200, 24, 8, 5).astype(np.float64), 4),
+    "k1": (lambda: _random(50, 8, 6), 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_result_as_sklearn(case: str) -> None:
+    make, k = CASES[case]
+    x = make()
+    x_before = x.copy()
+    km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0).fit(x)
+    got = kmeans_released(x, k)
+    np.testing.assert_array_equal(x, x_before)  # input untouched
+    assert got.centers.dtype == km.cluster_centers_.dtype
+    np.testing.assert_array_equal(got.centers, km.cluster_centers_)
+    np.testing.assert_array_equal(got.labels, km.labels_)
+    if got.solver == "lockstep":
+        assert got.inertia == pytest.approx(km.inertia_, rel=1e-5)
+    else:
+        assert got.inertia == km.inertia_
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_clustered_inputs_take_the_lockstep_path(seed: int) -> None:
+    """The fast path itself (not the fallback) is what agrees with scikit-learn here."""
+    x = _clustered(500, 48, 25, seed)
+    for k in (6, 12):
+        got = kmeans_released(x, k, random_state=seed)
+        km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=seed).fit(x)
+        assert got.solver == "lockstep", got.reason
+        np.testing.assert_array_equal(got.centers, km.cluster_centers_)
+
+
+def test_early_exit_drops_repeats_and_keeps_the_result() -> None:
+    # three far-apart blobs, k = 3: most restarts reach the same clustering by different paths
+    x = _clustered(300, 16, 3, 8, spread=2.0)
+    full = kmeans_released(x, 3, early_exit=False)
+    fast = kmeans_released(x, 3)
+    assert fast.solver == full.solver == "lockstep"
+    assert sum(fast.iterations) < sum(full.iterations)
+    np.testing.assert_array_equal(fast.centers, full.centers)
+    np.testing.assert_array_equal(fast.labels, full.labels)
+    km = KMeans(n_clusters=3, init="k-means++", n_init=10, random_state=0).fit(x)
+    np.testing.assert_array_equal(fast.centers, km.cluster_centers_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_duplicate_points_hand_over_to_sklearn() -> None:
+    # two distinct points, k = 3: tied seeding candidates and an empty cluster (relocated by
+    # scikit-learn) are decisions the lock-step path leaves to scikit-learn
+    x = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]], dtype=np.float32), 5, axis=0)
+    got = kmeans_released(x, 3)
+    km = KMeans(n_clusters=3, init="k-means++", n_init=10, random_state=0).fit(x)
+    assert got.solver == "sklearn" and got.reason
+    np.testing.assert_array_equal(got.centers, km.cluster_centers_)
+
+
+@pytest.mark.parametrize("k", [6, 12])
+def test_selector_picks_equal_released_function(k: int) -> None:
+    """KTVSelector's rows equal the released function's: KMeans + nearest frame to each centre."""
+    x = _clustered(600, 64, 30, k)
+    km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0).fit(x)
+    nearest = np.argmin(np.linalg.norm(x - km.cluster_centers_[:, None, :], axis=2), axis=1)
+    sel = KTVSelector()
+    s = sel.select(FrameFeatures.from_array(x), budget=Budget(frames=k))
+    assert s.extras["kmeans"]["solver"] == "lockstep"
+    assert s.rows.tolist() == np.unique(nearest).tolist()
+    same = KTVSelector(solver="sklearn").select(FrameFeatures.from_array(x), budget=Budget(frames=k))
+    assert same.rows.tolist() == s.rows.tolist()
+
+
+def test_minibatch_is_opt_in_and_valid() -> None:
+    x = _clustered(400, 32, 6, 3, spread=0.2)
+    s = KTVSelector(solver="minibatch").select(FrameFeatures.from_array(x), budget=Budget(frames=6))
+    assert s.extras["kmeans"]["solver"] == "minibatch"
+    assert len(s) == 6
+
+
+def test_machine_threads_bounds() -> None:
+    import os
+
+    n = machine_threads()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert 1 <= n <= cpus
+    assert machine_threads(work=1.0) == 1  # tiny calls never fan out
