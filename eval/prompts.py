@@ -12,7 +12,10 @@ Quirks kept on purpose, because scores depend on them:
 * Video-MME without subtitles still says "based on the video and the subtitles", and the
   default post prompt starts with a newline, so a blank line precedes it.
 * Video-MME *with* subtitles always ends in "The best answer is:" whatever the variant
-  (lmms-eval hard-codes it there); an empty subtitle list becomes "No subtitles available".
+  (lmms-eval hard-codes it there). The subtitle block is put in as given: lmms-eval writes
+  "No subtitles available" (:data:`VIDEOMME_NO_SUBTITLES`) only when the video has no
+  subtitle file, and an empty block when the file has no line on the sampled frames; the
+  caller (:mod:`vidsieve.eval.subtitles`, the runner) decides which.
 * LongVideoBench's post prompt ends in a newline.
 
 Variants are named; a run records the one it used (``run.json``).
@@ -66,8 +69,9 @@ def videomme_prompt(
 ) -> str:
     """The Video-MME prompt. ``options`` already carry letters ("A. Apples.").
 
-    subtitles: None for the no-subtitle task; a string (possibly empty) for the
-               ``videomme_w_subtitle`` task (subtitle lines joined with newlines).
+    subtitles: None for the no-subtitle task; for the ``videomme_w_subtitle`` task the
+               subtitle block, put in as given (lines joined with newlines; may be empty, or
+               :data:`VIDEOMME_NO_SUBTITLES`).
     """
     v = _variant(VIDEOMME_VARIANTS, variant, "Video-MME")
     option = "\n".join(f"{opt}" for opt in options)
@@ -75,12 +79,12 @@ def videomme_prompt(
         body = f"{v.get('pre_prompt', '')}{question}\nOptions:\n{option}\n{v.get('post_prompt', '')}"
         if subtitles is None:
             return body
-        return VIDEOMME_SUBTITLE_PREFIX + (subtitles or VIDEOMME_NO_SUBTITLES) + "\n" + body
+        return VIDEOMME_SUBTITLE_PREFIX + subtitles + "\n" + body
     q = question + "\n" + option
     if subtitles is None:
         return VIDEOMME_OPTION_PROMPT + "\n" + q + "\n" + v["post_prompt"]
     return (
-        VIDEOMME_SUBTITLE_PREFIX + (subtitles or VIDEOMME_NO_SUBTITLES) + "\n" + VIDEOMME_OPTION_PROMPT
+        VIDEOMME_SUBTITLE_PREFIX + subtitles + "\n" + VIDEOMME_OPTION_PROMPT
         + "\n" + q + "\n" + VIDEOMME_SUBTITLE_POST
     )
 
@@ -103,7 +107,7 @@ def longvideobench_prompt(
     text = f"{v['pre_prompt']}{q}\n{v['post_prompt']}"
     if subtitles is None:
         return text
-    return VIDEOMME_SUBTITLE_PREFIX + (subtitles or VIDEOMME_NO_SUBTITLES) + "\n" + text
+    return VIDEOMME_SUBTITLE_PREFIX + subtitles + "\n" + text
 
 
 PROMPT_VARIANTS = {"videomme": sorted(VIDEOMME_VARIANTS), "longvideobench": sorted(LVB_VARIANTS)}

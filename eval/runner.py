@@ -36,9 +36,16 @@ from vidsieve.errors import ParameterError, VideoError, VidsieveError
 
 from .answerers import Answer, Answerer, AnswerRequest
 from .parsers import check_parser, parse_answer
-from .prompts import longvideobench_prompt, videomme_prompt
+from .prompts import VIDEOMME_NO_SUBTITLES, longvideobench_prompt, videomme_prompt
 from .questions import Question
-from .subtitles import Line, lines_at, lmms_uniform_lines, load_subtitles, subtitle_text
+from .subtitles import (
+    Line,
+    lines_at,
+    lmms_uniform_block,
+    lmms_uniform_lines,
+    load_subtitles,
+    subtitle_text,
+)
 
 #: settings that change results: a resumed run must match them.
 PROTOCOL_KEYS = (
@@ -221,19 +228,22 @@ class PromptBuilder:
         self._subs: dict[tuple[str, float], list[Line]] = {}
 
     def subtitles_for(self, q: Question, timestamps: Sequence[float], video_frames: int, fps: float) -> str | None:
+        """The prompt's subtitle block, or None when subtitles are off (module
+        :mod:`~vidsieve.eval.subtitles` describes both rules)."""
         if not self.cfg.subtitles:
             return None
         if q.subtitle is None:
-            return ""
+            return VIDEOMME_NO_SUBTITLES
+        n = self.cfg.subtitle_frames
+        if self.cfg.subtitle_rule == "lmms-uniform" and q.subtitle.suffix.lower() == ".srt":
+            return lmms_uniform_block(q.subtitle, total_frames=video_frames, fps=fps, n=n)
         key = (str(q.subtitle), q.subtitle_offset)
         if key not in self._subs:
             self._subs[key] = load_subtitles(q.subtitle, offset=q.subtitle_offset)
         lines = self._subs[key]
         if self.cfg.subtitle_rule == "lmms-uniform":
-            chosen = lmms_uniform_lines(lines, total_frames=video_frames, fps=fps, n=self.cfg.subtitle_frames)
-        else:
-            chosen = lines_at(lines, timestamps)
-        return subtitle_text(chosen)
+            return subtitle_text(lmms_uniform_lines(lines, total_frames=video_frames, fps=fps, n=n))
+        return subtitle_text(lines_at(lines, timestamps)) or VIDEOMME_NO_SUBTITLES
 
     def build(self, q: Question, video_frames: int, fps: float) -> Callable[[Any], str]:
         def make(timestamps: Any) -> str:

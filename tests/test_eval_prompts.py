@@ -4,7 +4,7 @@ videomme.yaml, tasks/longvideobench/utils.py, longvideobench_val_v.yaml)."""
 from __future__ import annotations
 
 import pytest
-from vidsieve.eval.prompts import longvideobench_prompt, videomme_prompt
+from vidsieve.eval.prompts import VIDEOMME_NO_SUBTITLES, longvideobench_prompt, videomme_prompt
 
 from vidsieve.errors import ParameterError
 
@@ -38,8 +38,12 @@ def test_videomme_subtitle_prompt_snapshot() -> None:
     assert videomme_prompt(Q, OPTS, subtitles="hello there\nsecond line") == VIDEOMME_SUBS
 
 
-def test_videomme_subtitles_on_but_none_found() -> None:
+def test_videomme_subtitle_block_is_put_in_as_given() -> None:
+    # lmms-eval: an .srt with no line on the sampled frames gives an empty block ...
     p = videomme_prompt(Q, OPTS, subtitles="")
+    assert p.startswith("This video's subtitles are listed below: \n\nSelect the best")
+    # ... and "No subtitles available" only when there is no subtitle file
+    p = videomme_prompt(Q, OPTS, subtitles=VIDEOMME_NO_SUBTITLES)
     assert p.startswith("This video's subtitles are listed below: \nNo subtitles available\nSelect the best")
 
 

@@ -344,3 +344,25 @@ def test_reports_are_written_atomically(mini: dict[str, Path], tmp_path: Path, m
     assert full.hits >= 2
     after = {p: p.read_bytes() for d in (out, rep) for p in d.iterdir()}
     assert after == before  # same files (no temp file left), same bytes
+
+
+def test_subtitle_file_without_a_line_on_the_frames(mini: dict[str, Path], tmp_path: Path) -> None:
+    """lmms-uniform (lmms-eval): an .srt with no line on the sampled frames gives an empty block;
+    the default rule says "No subtitles available" when no line is on the frames shown."""
+    import shutil
+
+    root = tmp_path / "vm"
+    shutil.copytree(mini["videomme"], root)
+    (root / "subtitle" / "vid000.srt").write_text(
+        '1\n00:00:00,001 --> 00:00:00,002\n<font color="white" size=".72c">too short to be seen</font>\n',
+        encoding="utf-8")
+    qs = [q for q in load_videomme(root) if q.video_id == "vid000"][:1]
+    prompts = {}
+    for rule in ("selected", "lmms-uniform"):
+        out = tmp_path / rule
+        run_questions(qs, FakeAnswerer(budget_frames=4), _cfg("videomme", root, out, subtitles=True, subtitle_rule=rule),
+                      progress=False)
+        prompts[rule] = _rows(out)[0]["prompt"]
+    head = "This video's subtitles are listed below: \n"
+    assert prompts["selected"].startswith(head + "No subtitles available\nSelect the best answer")
+    assert prompts["lmms-uniform"].startswith(head + "\nSelect the best answer")
