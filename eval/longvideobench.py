@@ -6,15 +6,22 @@ Layout under ``--data DIR``::
     DIR/videos/{video_path}       the videos
     DIR/subtitles/{subtitle_path} subtitles (JSON lists, or .srt)
 
-Fields used: ``id, video_id, video_path, question, candidates`` (or ``option0..option4``
-with "N/A" for absent options), ``correct_choice`` (int), ``duration_group``,
+Fields used: ``id, video_id, video_path, question, option0..option4`` ("N/A" for absent
+options) or ``candidates``, ``correct_choice`` (int), ``duration_group``,
 ``question_category``, ``subtitle_path``, ``starting_timestamp_for_subtitles``,
 ``duration``.
+
+Options: lmms-eval builds a question's options from ``option0..option4`` (skipping "N/A"),
+so vidsieve does too whenever those fields exist; ``candidates`` (the JSON release's list) is
+used only when they do not. When a record has both and they disagree, ``option0..4`` win
+(the letters and ``correct_choice`` then index them, as in lmms-eval) and the loader warns
+once with the number of such records.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +47,29 @@ def find_annotation(root: Path) -> Path:
     return p
 
 
-def candidates_of(rec: dict[str, Any], where: str) -> list[str]:
-    """The answer candidates ("N/A" options dropped, as lmms-eval's prompt does)."""
-    if "candidates" in rec and rec["candidates"] is not None:
-        return [str(c) for c in rec["candidates"]]
+def _options(rec: dict[str, Any]) -> list[str] | None:
+    """``option0..option4`` without "N/A" (and absent ones), or None when there are none."""
     opts = [rec.get(f"option{i}") for i in range(5)]
     if all(o is None for o in opts):
-        raise DatasetError(f"{where} has neither 'candidates' nor 'option0'..'option4'.")
+        return None
     return [str(o) for o in opts if o is not None and o != "N/A"]
+
+
+def candidates_of(rec: dict[str, Any], where: str) -> list[str]:
+    """The answer options as lmms-eval builds them (module docstring): ``option0..4`` when
+    present, else ``candidates``."""
+    opts = _options(rec)
+    if opts is not None:
+        return opts
+    if rec.get("candidates") is not None:
+        return [str(c) for c in rec["candidates"]]
+    raise DatasetError(f"{where} has neither 'candidates' nor 'option0'..'option4'.")
+
+
+def _disagree(rec: dict[str, Any]) -> bool:
+    opts = _options(rec)
+    cands = rec.get("candidates")
+    return opts is not None and cands is not None and [str(c) for c in cands] != opts
 
 
 def load_longvideobench(data: str | Path) -> list[Question]:
@@ -64,6 +86,7 @@ def load_longvideobench(data: str | Path) -> list[Question]:
         raise DatasetError(f"{ann} must hold a JSON list of question records; got {type(records).__name__}.")
     out: list[Question] = []
     seen: set[str] = set()
+    disagree = 0
     for i, rec in enumerate(records):
         where = f"{ann} record {i}"
         missing = [f for f in REQUIRED_FIELDS if f not in rec]
@@ -74,6 +97,7 @@ def load_longvideobench(data: str | Path) -> list[Question]:
             raise DatasetError(f"{ann}: id {qid!r} appears twice (record {i}).")
         seen.add(qid)
         cands = candidates_of(rec, where)
+        disagree += _disagree(rec)
         letters = tuple(chr(ord("A") + j) for j in range(len(cands)))
         try:
             correct = int(rec["correct_choice"])
@@ -95,5 +119,11 @@ def load_longvideobench(data: str | Path) -> list[Question]:
                 duration=None if duration is None else float(duration),
                 groups={k: str(rec[k]) for k in GROUP_FIELDS}, raw=dict(rec),
             )
+        )
+    if disagree:
+        warnings.warn(
+            f"{ann}: {disagree} record(s) have 'candidates' that disagree with option0..option4; "
+            "following option0..option4 as lmms-eval does.",
+            stacklevel=2,
         )
     return out

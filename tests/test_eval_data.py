@@ -254,3 +254,22 @@ def test_lmms_uniform_matches_installed_lmms_eval(tmp_path: Path, monkeypatch: p
         prompt = utils.videomme_doc_to_text_subtitle({**doc, "videoID": name}, {"frame_num": case["n"]})
         ours = videomme_prompt(doc["question"], doc["options"], subtitles=_vidsieve_block(path, case))
         assert ours == prompt, name
+
+
+def test_longvideobench_options_follow_lmms_eval_when_candidates_disagree(tmp_path: Path, mini: dict[str, Path]) -> None:
+    """lmms-eval builds the options from option0..option4 (skipping "N/A"); when a record also has
+    ``candidates`` that disagree, vidsieve follows option0..4 and warns once with the count."""
+    recs = json.loads((mini["longvideobench"] / "lvb_val.json").read_text())[:3]
+    agree = dict(recs[0], **{f"option{i}": c for i, c in enumerate(recs[0]["candidates"])})
+    agree.update({f"option{i}": "N/A" for i in range(len(recs[0]["candidates"]), 5)})
+    differ = dict(recs[1], candidates=["old a", "old b", "old c"], option0="new a", option1="new b",
+                  option2="new c", option3="new d", option4="N/A", correct_choice=3)
+    only_candidates = dict(recs[2])
+    root = tmp_path / "lvb"
+    root.mkdir()
+    (root / "lvb_val.json").write_text(json.dumps([agree, differ, only_candidates]))
+    with pytest.warns(UserWarning, match=r"1 record\(s\).*option0\.\.option4.*as lmms-eval does"):
+        qs = load_longvideobench(root)
+    assert list(qs[0].options) == list(recs[0]["candidates"])
+    assert list(qs[1].options) == ["new a", "new b", "new c", "new d"] and qs[1].answer == "D"
+    assert list(qs[2].options) == list(recs[2]["candidates"])
