@@ -1,13 +1,24 @@
 """Accuracy and breakdowns from result rows (pure functions of the rows).
 
 Accuracies are percentages over *all* questions of the run: an unparsed answer and an error
-row (missing/corrupt video) both count as wrong under "unparsed=wrong". The seeded-random
-convention (LongVideoBench paper, lmms-eval's LVB task) replaces each unparsed answer by
-:func:`~vidsieve.eval.parsers.seeded_random_choice`; error rows stay wrong there too.
+row (missing/corrupt video) both count as wrong under "unparsed=wrong".
+
+LongVideoBench's convention (its paper, lmms-eval's LVB task) replaces each unparsed answer by
+a random option letter. Two versions are reported, error rows staying wrong in both:
+
+``seeded_random``            vidsieve's: one seeded draw per question
+                             (:func:`~vidsieve.eval.parsers.seeded_random_choice`), so the
+                             number is the same under sharding, resuming and ``--limit``.
+``lmms_eval_global_random``  lmms-eval's: Python's ``random`` seeded once with the run's seed
+                             (lmms-eval's default ``--seed`` seeds it with 0), then one
+                             ``random.choice`` per unparsed answer in annotation order. This is
+                             the number lmms-eval prints when nothing else drew from its global
+                             stream in between; compare it with lmms-eval's output.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from statistics import mean
 from typing import Any
@@ -44,6 +55,22 @@ def random_fallback_correct(row: dict[str, Any], seed: int) -> bool:
         return bool(row.get("correct"))
     letters = row.get("letters") or []
     return seeded_random_choice(str(row["id"]), letters, seed) == row.get("answer")
+
+
+def global_stream_random_correct(rows: Sequence[dict[str, Any]], seed: int) -> list[bool]:
+    """Correctness under lmms-eval's global-stream fallback (module docstring), computed on a
+    private ``random.Random(seed)``: the process's own ``random`` state is left untouched."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        if row.get("error"):
+            out.append(False)
+        elif not row.get("unparsed"):
+            out.append(bool(row.get("correct")))
+        else:
+            letters = list(row.get("letters") or [])
+            out.append(bool(letters) and rng.choice(letters) == row.get("answer"))
+    return out
 
 
 def _breakdown(rows: Sequence[dict[str, Any]], keys: Sequence[str], flags: Sequence[bool]) -> dict[str, Any]:
@@ -112,5 +139,10 @@ def compute_metrics(rows: Sequence[dict[str, Any]], *, benchmark: str, seed: int
         },
     }
     if benchmark == "longvideobench":
+        glob = global_stream_random_correct(rows, seed)
+        metrics["conventions"]["lmms_eval_global_random"] = {
+            "accuracy": _acc(glob)["accuracy"], "seed": seed, "by": _breakdown(rows, keys, glob),
+        }
         metrics["accuracy_seeded_random"] = metrics["conventions"]["seeded_random"]["accuracy"]
+        metrics["accuracy_lmms_eval_global_random"] = metrics["conventions"]["lmms_eval_global_random"]["accuracy"]
     return metrics

@@ -75,6 +75,8 @@ def write_run_report(run: str | Path) -> Path:
         ["parser / prompt", f"{cfg.get('parser')} / {cfg.get('prompt')}"],
         ["questions", m["n"]], ["accuracy (unparsed = wrong)", m["accuracy"]],
         ["accuracy (seeded random)", m["conventions"]["seeded_random"]["accuracy"]],
+        *([["accuracy (lmms-eval global random stream)", m["conventions"]["lmms_eval_global_random"]["accuracy"]]]
+          if "lmms_eval_global_random" in m["conventions"] else []),
         ["unparsed", m["unparsed"]], ["errors", m["errors"]],
         ["mean frames / visual tokens fed", f"{_fmt(m['fed']['mean_frames'])} / {_fmt(m['fed']['mean_visual_tokens'])}"],
         ["s per question (no reuse / reuse)",

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from vidsieve.eval.answerers import FakeAnswerer
 from vidsieve.eval.longvideobench import load_longvideobench
@@ -366,3 +367,35 @@ def test_subtitle_file_without_a_line_on_the_frames(mini: dict[str, Path], tmp_p
     head = "This video's subtitles are listed below: \n"
     assert prompts["selected"].startswith(head + "No subtitles available\nSelect the best answer")
     assert prompts["lmms-uniform"].startswith(head + "\nSelect the best answer")
+
+
+def test_lvb_metrics_report_both_random_fallbacks() -> None:
+    """metrics.json: vidsieve's per-question seeded fallback and lmms-eval's global-stream one
+    (Python's random seeded once, one random.choice per unparsed answer, in annotation order)."""
+    import random
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(60):
+        letters = list("ABCDE"[: int(rng.integers(2, 6))])
+        unparsed = bool(rng.random() < 0.5)
+        rows.append({"id": f"q{i}", "letters": letters, "answer": letters[int(rng.integers(len(letters)))],
+                     "unparsed": unparsed, "correct": (not unparsed) and bool(rng.random() < 0.5),
+                     "error": "VideoNotFoundError: x" if i == 3 else None,
+                     "groups": {"duration_group": "15", "question_category": "T3O"}})
+    m = compute_metrics(rows, benchmark="longvideobench", seed=0)
+    state = random.getstate()
+    random.seed(0)  # the oracle: lmms-eval's own calls on the global stream
+    lmms = 0
+    for r in rows:
+        if r["error"]:
+            continue
+        pred = random.choice(r["letters"]) if r["unparsed"] else (r["answer"] if r["correct"] else "")
+        lmms += pred == r["answer"]
+    random.setstate(state)
+    conv = m["conventions"]
+    assert conv["lmms_eval_global_random"]["accuracy"] == pytest.approx(100 * lmms / 60, abs=1e-3)
+    assert m["accuracy_lmms_eval_global_random"] == conv["lmms_eval_global_random"]["accuracy"]
+    assert m["accuracy_seeded_random"] == conv["seeded_random"]["accuracy"]
+    assert conv["lmms_eval_global_random"]["by"]["duration_group"]["15"]["n"] == 60
+    assert random.getstate() == state  # the metrics never touch the global stream
