@@ -49,6 +49,7 @@ model. Checked with transformers 4.57.6 (``tests/test_adapters_tf4.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import resource
@@ -61,8 +62,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidsieve.encoders.base import FrameEncoder
 from vidsieve.errors import ParameterError, VidsieveError
+from vidsieve.params import Float, Int, NoneValue, Predicate, Str, check_param, param_error
 from vidsieve.registry import create_encoder, create_selector, create_token_selector
+from vidsieve.selectors.base import FrameSelector
 from vidsieve.tokens.base import TokenInput, TokenSelection, TokenSelector
 from vidsieve.types import Budget, Frames, Query, Selection
 
@@ -294,6 +298,16 @@ class VideoLLM:
     ) -> None:
         self.model = model
         self.processor = processor
+        owner = type(self).__name__
+        check_param(owner, "frames", frames, [Str(), Predicate(lambda v: isinstance(v, FrameSelector),
+                                                              "a FrameSelector instance")])
+        check_param(owner, "tokens", tokens, [Str(), Predicate(lambda v: isinstance(v, TokenSelector),
+                                                              "a TokenSelector instance")])
+        check_param(owner, "encoder", encoder, [Str(), Predicate(lambda v: isinstance(v, FrameEncoder),
+                                                                "a FrameEncoder instance")])
+        check_param(owner, "budget", budget, [Int(ge=1), Predicate(lambda v: isinstance(v, Budget), "a Budget")])
+        check_param(owner, "candidate_fps", candidate_fps, [Float(gt=0.0)])
+        check_param(owner, "max_candidates", max_candidates, [Int(ge=1), NoneValue()])
         self.budget = budget if isinstance(budget, Budget) else Budget(frames=budget)
         self.frame_selector = (
             create_selector(frames, **(selector_params or {})) if isinstance(frames, str) else frames
@@ -399,6 +413,9 @@ class VideoLLM:
 
     # ------------------------------------------------------------------ frames
     def _as_frames(self, video: VideoInput, fps: float | None) -> tuple[Frames, float, int, str | None]:
+        owner = type(self).__name__
+        if fps is not None:
+            check_param(owner, "fps", fps, [Float(gt=0.0), NoneValue()])
         if isinstance(video, (str, Path)):
             return None, 0.0, 0, str(video)  # type: ignore[return-value]
         if isinstance(video, Frames):
@@ -406,6 +423,8 @@ class VideoLLM:
         elif isinstance(video, np.ndarray):
             if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
                 raise ParameterError(f"A video array must be uint8 [T, H, W, 3]; got {video.dtype} {video.shape}.")
+            if video.shape[0] == 0:
+                raise param_error(owner, "videos", "a uint8 [T, H, W, 3] array with T >= 1 frames", f"an array of shape {video.shape}")
             idx = np.arange(video.shape[0], dtype=np.int64)
             f = float(fps or 1.0)
             fr = Frames(pixels=video, indices=idx, timestamps=idx / f)
@@ -413,6 +432,8 @@ class VideoLLM:
             raise ParameterError(
                 f"A video must be a path, a vidsieve.Frames or a uint8 [T, H, W, 3] array; got {type(video).__name__}."
             )
+        if len(fr) == 0:
+            raise param_error(owner, "videos", "a vidsieve.Frames with at least one frame", "0 frames")
         if fps is None:
             i, t = fr.indices.astype(np.float64), fr.timestamps
             fps = float(i[-1] / t[-1]) if len(fr) > 1 and t[-1] > 0 else 1.0
@@ -506,9 +527,23 @@ class VideoLLM:
         return {"do_sample_frames": False, "video_metadata": metadata}
 
     # ------------------------------------------------------------------ statistics hooks
+    #: whether the family pools the projected grid AFTER the projector, so that a token selector
+    #: asking for ``pre_pool`` runs on the tower's own grid (:meth:`pre_pool_selections`).
+    pools_after_projector: bool = False
+
     def tower_request(self) -> TowerRequest:
-        """What the token selector reads from the vision tower (:mod:`.tower_stats`)."""
-        return request_of(self.token_selector, self.has_cls_token())
+        """What the token selector reads from the vision tower (:mod:`.tower_stats`); ``pre_pool``
+        only where the family pools after the projector and the selector can run there."""
+        req = request_of(self.token_selector, self.has_cls_token())
+        if req.pre_pool and not (self.pools_after_projector and hasattr(self.token_selector, "select_before_pooling")):
+            req = dataclasses.replace(req, pre_pool=False)
+        return req
+
+    def pre_pool_selections(self, vids: list[VideoTokens], inputs: list[TokenInput],
+                            stats: dict[str, Any]) -> list[TokenSelection]:
+        """Token selections on the LLM grid made by a selector that runs before the family's
+        pooling (``select_before_pooling``); only families with ``pools_after_projector``."""
+        raise AdapterError(f"{type(self).__name__} has no pooling after the projector.")
 
     def has_cls_token(self) -> bool:
         """Whether the vision tower prepends a [CLS] token."""
@@ -604,7 +639,11 @@ class VideoLLM:
         enc, vids, stats = self._tower(inputs, prepared, encode_cache)
         st.timings["encode"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        sels = [self.token_selector.select(ti) for ti in self._token_inputs(vids, prepared, stats)]
+        tis = self._token_inputs(vids, prepared, stats)
+        if stats is not None and stats.get("projected"):
+            sels = self.pre_pool_selections(vids, tis, stats)
+        else:
+            sels = [self.token_selector.select(ti) for ti in tis]
         kw = self._assemble(inputs, enc, vids, sels)
         st.timings["select"] += time.perf_counter() - t2
         st.frames = [int(np.unique(pv.frames.indices).size) for pv in prepared]
@@ -653,6 +692,8 @@ class VideoLLM:
 
     def _as_batch(self, videos: Any, prompts: Any) -> tuple[list[Any], list[str]]:
         single = isinstance(prompts, str)
+        if prompts is None or not (single or isinstance(prompts, (list, tuple))):
+            raise param_error(type(self).__name__, "prompts", "a str or a list of str (one per video)", prompts)
         if single:
             videos_l, prompts_l = [videos], [prompts]
         else:
@@ -661,6 +702,9 @@ class VideoLLM:
             raise ParameterError(
                 f"Give one prompt per video: got {len(videos_l)} video(s) and {len(prompts_l)} prompt(s)."
             )
+        for p in prompts_l:
+            if not isinstance(p, str):
+                raise param_error(type(self).__name__, "prompts", "a str or a list of str (one per video)", p)
         return videos_l, prompts_l
 
     def _assemble(self, inputs: dict[str, Any], enc: Any, vids: list[VideoTokens],

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsieve.registry import register_adapter
+from vidsieve.tokens.base import TokenInput, TokenSelection
 
 from .base import PreparedVideo, VideoLLM, VideoTokens
 
@@ -180,3 +181,36 @@ class LlavaOnevisionVideoLLM(LlavaVideoLLM):
     model_types = ("llava_onevision",)
     processor_classes = ("LlavaOnevisionProcessor",)
     n_tail = 1
+    pools_after_projector = True
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's own pooling of a tower-grid map: float ``[F, H*W, C] -> [F, h*w, C]``
+        (bilinear to ``ceil(H/2) x ceil(W/2)``)."""
+        fn = getattr(self.inner, "apply_pooling", None)
+        if fn is not None:
+            return fn(x)  # type: ignore[no-any-return]
+        side = math.isqrt(x.shape[1])  # pragma: no cover - every supported version has apply_pooling
+        y = F.interpolate(x.reshape(x.shape[0], side, side, -1).permute(0, 3, 1, 2),
+                          size=(math.ceil(side / 2), math.ceil(side / 2)), mode="bilinear")
+        return y.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[-1])
+
+    def pre_pool_selections(self, vids: list[VideoTokens], inputs: list[TokenInput],
+                            stats: dict[str, Any]) -> list[TokenSelection]:
+        """Run the token selector's ``select_before_pooling`` on the tower's own grid.
+
+        The selector gets, per video, the projected features BEFORE pooling ``[F, H, W, D]``
+        (the projector's output) and the tower's attention received per patch ``[F, H*W]`` at
+        its layers (not pooled), plus :meth:`pool` and the LLM-grid allotment and budget.
+        """
+        proj = torch.cat([p.reshape(-1, p.shape[-2], p.shape[-1]) for p in stats["projected"]])
+        out, i = [], 0
+        for vt, ti in zip(vids, inputs):
+            f, h, w, _ = vt.grid.shape
+            grid = proj[i:i + f]
+            side = math.isqrt(grid.shape[1])
+            att = {layer: torch.stack(rows[i:i + f]).float() for layer, rows in stats["attention"].items()}
+            pre = TokenInput(tokens=grid.reshape(f, side, side, -1).detach().float(), attention=att)
+            out.append(self.token_selector.select_before_pooling(  # type: ignore[attr-defined]
+                pre, self.pool, (h, w), allotment=ti.allotment, budget=ti.budget))
+            i += f
+        return out

@@ -398,3 +398,31 @@ def test_qwen2_5_timestamp_temporal_positions() -> None:
     assert not torch.equal(default, t)  # the processor's rule spaces them evenly
     with pytest.raises(vidsieve.ParameterError):
         wrap(model, proc, temporal_positions="exact")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"frames": 5}, "frames"), ({"tokens": 5}, "tokens"), ({"encoder": 3}, "encoder"),
+     ({"candidate_fps": 0}, "candidate_fps"), ({"candidate_fps": -1.0}, "candidate_fps"),
+     ({"max_candidates": 0}, "max_candidates"), ({"budget": 0}, "budget"), ({"budget": "8"}, "budget")],
+)
+def test_wrap_refuses_bad_parameters(kwargs: dict[str, Any], name: str) -> None:
+    model, proc = fx.build("qwen2_vl")
+    with pytest.raises(vidsieve.ParameterError, match=f"The '{name}' parameter of Qwen2VLVideoLLM must be"):
+        wrap(model, proc, **kwargs)
+
+
+def test_call_refuses_bad_inputs() -> None:
+    model, proc = fx.build("qwen2_vl")
+    vlm = wrap(model, proc, frames="uniform", tokens="none", budget=2, cache=False, encoder=fx.small_encoder())
+    with pytest.raises(vidsieve.ParameterError, match="'videos' parameter.*T >= 1"):
+        vlm.prepare(np.zeros((0, 8, 8, 3), np.uint8), "a")
+    with pytest.raises(vidsieve.ParameterError, match="'fps' parameter"):
+        vlm.prepare(np.zeros((2, 8, 8, 3), np.uint8), "a", fps=0)
+    with pytest.raises(vidsieve.ParameterError, match="'prompts' parameter"):
+        vlm.prepare(fx.make_frames(2), None)  # type: ignore[arg-type]
+    with pytest.raises(vidsieve.ParameterError, match="'prompts' parameter"):
+        vlm.prepare([fx.make_frames(2)], [None])  # type: ignore[list-item]
+    empty = vidsieve.Frames(pixels=np.zeros((0, 8, 8, 3), np.uint8), indices=np.zeros(0, np.int64), timestamps=np.zeros(0))
+    with pytest.raises(vidsieve.ParameterError, match="'videos' parameter"):
+        vlm.prepare(empty, "a")

@@ -116,3 +116,172 @@ def test_ktv_head_softmax_variant_is_the_per_head_softmax() -> None:
     scores = 0.2 * _minmax(imp) + 0.8 * (1 - _minmax(_naive_redundancy(toks.double()).float()))
     torch.testing.assert_close(sel.extras["scores"], scores, rtol=1e-4, atol=1e-5)
     assert [i.tolist() for i in sel.index] == _topk_raster(scores, 3)
+
+
+# ---------------------------------------------------------------------------------- AOT on OV
+OV_TEXT = "<|im_start|>user\n<video>\ndescribe the video<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _released_sinkhorn(cost: torch.Tensor, eps: float = 0.1, max_iter: int = 100, thresh: float = 1e-2) -> torch.Tensor:
+    """Batched Sinkhorn with uniform marginals and the released stop test (mean |delta r| over
+    the whole batch below ``thresh``). cost: [B, N, M] -> plan [B, N, M]."""
+    k = torch.exp(-cost.double() / eps)
+    b, n, m = cost.shape
+    u = torch.full((b, n), 1.0 / n, dtype=torch.float64)
+    v = torch.full((b, m), 1.0 / m, dtype=torch.float64)
+    r, c = torch.ones_like(u), torch.ones_like(v)
+    for _ in range(max_iter):
+        r0 = r
+        r = u / (k @ c[..., None])[..., 0]
+        c = v / (k.transpose(1, 2) @ r[..., None])[..., 0]
+        if (r - r0).abs().mean() < thresh:
+            break
+    return r[..., None] * k * c[:, None, :]
+
+
+def _oracle_anchors(shallow: torch.Tensor, deep: torch.Tensor, m: int, side: int) -> torch.Tensor:
+    """Local: top (floor(m/2) // 9) of ``shallow`` in each of 3 x 3 windows; global: top
+    (m - floor(m/2)) of ``deep`` outside them. Returns bool [F, L]."""
+    f, n = shallow.shape
+    win = [(r * 3 // side) * 3 + (c * 3 // side) for r in range(side) for c in range(side)]
+    per = (m // 2) // 9
+    out = torch.zeros(f, n, dtype=torch.bool)
+    for i in range(f):
+        for wdx in range(9):
+            cells = [j for j in range(n) if win[j] == wdx]
+            best = sorted(cells, key=lambda j: -float(shallow[i, j]))[:per]
+            out[i, best] = True
+        rest = [j for j in sorted(range(n), key=lambda j: -float(deep[i, j])) if not out[i, j]]
+        out[i, rest[: m - m // 2]] = True
+    return out
+
+
+def _oracle_intra(x: torch.Tensor, anchors: torch.Tensor, side: int) -> torch.Tensor:
+    """Released intra merge: 0.9 * OT update (joint plan, lam 1) + 0.1 * nearest-anchor mean;
+    returns the merged map [F, L, D] (non-anchor cells keep their token)."""
+    lin = torch.linspace(0, 1, side, dtype=torch.float64)
+    pos = torch.stack(torch.meshgrid(lin, lin, indexing="ij")[::-1], -1).reshape(-1, 2)
+    src = [torch.nonzero(~a).squeeze(1) for a in anchors]
+    anc = [torch.nonzero(a).squeeze(1) for a in anchors]
+    xd = x.double()
+    cost = torch.stack([
+        (1 - F.cosine_similarity(xd[i, s][:, None], xd[i, a][None], dim=-1)) + 0.5 * torch.cdist(pos[s], pos[a])
+        for i, (s, a) in enumerate(zip(src, anc))
+    ])
+    plan = _released_sinkhorn(cost)
+    out = xd.clone()
+    for i, (s, a) in enumerate(zip(src, anc)):
+        xs, xa, t = xd[i, s], xd[i, a], plan[i]
+        ot_upd = (xa + t.T @ xs) / (1 + t.sum(0))[:, None]
+        near = F.cosine_similarity(xs[:, None], xa[None], dim=-1).argmax(1)
+        nn_sum = torch.zeros_like(xa).index_add_(0, near, xs)
+        cnt = torch.bincount(near, minlength=len(a)).double()
+        nn_upd = (xa + nn_sum) / (1 + cnt)[:, None]
+        out[i, a] = 0.9 * ot_upd + 0.1 * nn_upd
+    return out
+
+
+def _oracle_clip(pooled: torch.Tensor, mask: torch.Tensor, keep_ratio: float, sigma: float = 1.5) -> torch.Tensor:
+    """Released clip merge of one clip (frame 0 = anchor frame) and its output sequence."""
+    anchors0 = pooled[0][mask[0]]
+    cur = anchors0.clone()
+    seq = [anchors0]
+    for i in range(1, pooled.shape[0]):
+        s = pooled[i][mask[i]]
+        cs = 1 - F.cosine_similarity(s[:, None], cur[None], dim=-1).clamp(-1 + 1e-6, 1 - 1e-6)
+        cs = cs - cs.min()
+        ct = 1 - np.exp(-(i * i) / (2 * sigma**2))
+        t = _released_sinkhorn((cs * ct)[None])[0]
+        p = t / t.sum(1, keepdim=True).clamp_min(1e-9)
+        pmax = p.max(1).values
+        kept = pmax < torch.quantile(pmax, keep_ratio)
+        seq.append(s[kept])
+        w = p * (~kept)[:, None]
+        cur = (cur + w.T @ s) / (1 + w.sum(0))[:, None]
+    seq.append(cur)
+    return torch.cat(seq)
+
+
+def test_aot_released_chain_on_llava_onevision() -> None:
+    """aot (released, grid="native") on LLaVA-OneVision feeds the LLM exactly the released
+    chain computed here from the tower's own outputs: intra anchors + OT merge on the tower
+    grid with its attention, bilinear pooling of the merged map and of the anchor mask
+    (>= 0.5), clip OT merge, layout [anchors, residuals..., merged anchors], then the newline."""
+    model, proc = fx.build("llava_onevision")
+    video = fx.make_frames(4, 60, 80, seed=31)
+    params = {"shallow_layer": 0, "deep_layer": -2, "anchors": 20, "clip_len": 4, "keep_ratio": 0.3}
+    vlm = wrap(model, proc, frames="uniform", tokens="aot", token_params=params, cache=False,
+               encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=60))
+    kw = vlm.prepare(video, "describe the video")
+    sel = vlm._last_selections[0]
+    assert sel.extras["route"] == "before-pooling" and not sel.extras["truncated"]
+
+    inp = proc(text=[OV_TEXT], videos=[video.pixels], return_tensors="pt")
+    pix = inp["pixel_values_videos"][0].float()
+    tower = model.model.vision_tower
+    tower.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = tower(pix, output_hidden_states=True, output_attentions=True)
+    finally:
+        tower.set_attn_implementation("sdpa")
+    n_layers = len(out.attentions)
+    received = [a.float().sum(2).mean(1) for a in out.attentions]  # [F, L] per layer
+    with torch.no_grad():
+        x = model.model.multi_modal_projector(out.hidden_states[model.config.vision_feature_layer]).float()
+    f, big_l, _ = x.shape
+    side = int(round(big_l**0.5))
+    anchors = _oracle_anchors(received[0], received[n_layers - 2], 20, side)
+    assert int(anchors[0].sum()) == 9 + 10  # local share rounded down to a multiple of 9
+    xmap = _oracle_intra(x, anchors, side)
+    hp = -(-side // 2)
+
+    def pool(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t.reshape(f, side, side, -1).permute(0, 3, 1, 2), size=(hp, hp),
+                             mode="bilinear").permute(0, 2, 3, 1).reshape(f, hp * hp, -1)
+
+    pooled = pool(xmap)
+    mask = pool(anchors.double()[..., None])[..., 0] >= 0.5
+    assert bool(mask.any(1).all())
+    np.testing.assert_array_equal(sel.extras["pooled_anchors"], mask.sum(1).numpy())
+    expect = _oracle_clip(pooled, mask, 0.3)
+    fed = kw["mm_encoder_outputs"]["video"].pooler_output[:, 0, :]
+    assert fed.shape[0] == expect.shape[0] + 1 == vlm.last_stats.tokens[0]
+    torch.testing.assert_close(fed[:-1].double(), expect, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fed[-1], model.model.image_newline.to(fed.dtype))
+    assert (kw["input_ids"] == vlm.video_token_id).sum() == fed.shape[0]
+
+
+def test_aot_released_on_onevision_keeps_the_budget_ceiling() -> None:
+    """32 frames (clips of 4): never more tokens than the budget; full allotment is exact."""
+    model, proc = fx.build("llava_onevision")
+    video = fx.make_frames(32, 40, 40, seed=32)
+    for tokens in (9, 40, 120, 400):
+        vlm = wrap(model, proc, frames="uniform", tokens="aot", token_params={"shallow_layer": 0}, cache=False,
+                   encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=32, tokens=tokens))
+        kw = vlm.prepare(video, "describe the video")
+        n = int((kw["input_ids"] == vlm.video_token_id).sum())
+        assert n == vlm.last_stats.tokens[0] <= tokens
+        sel = vlm._last_selections[0]
+        assert sel.extras["route"] == "before-pooling"
+        if tokens > 32:  # every frame allotted: 8 clips of 4
+            assert sel.extras["clips"].shape == (8, 4)
+        with torch.no_grad():
+            model(**kw)
+    full = wrap(model, proc, frames="uniform", tokens="aot", cache=False, encoder=fx.small_encoder(),
+                budget=vidsieve.Budget(frames=32, tokens=32 * 16 + 1)).prepare(video, "x")
+    ref = wrap(model, proc, frames="uniform", tokens="none", cache=False, encoder=fx.small_encoder(),
+               budget=vidsieve.Budget(frames=32)).prepare(video, "x")
+    assert torch.equal(full["mm_encoder_outputs"]["video"].pooler_output, ref["mm_encoder_outputs"]["video"].pooler_output)
+
+
+def test_aot_llm_grid_mode_and_intra_scale_warning() -> None:
+    from vidsieve.tokens.aot import AOTSelector
+
+    with pytest.warns(UserWarning, match="intra_scale"):
+        AOTSelector(intra_scale=2.0)
+    model, proc = fx.build("llava_onevision")
+    vlm = wrap(model, proc, frames="uniform", tokens="aot", token_params={"grid": "llm"}, cache=False,
+               encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=30))
+    vlm.prepare(fx.make_frames(4, seed=33), "x")
+    assert "route" not in vlm._last_selections[0].extras
