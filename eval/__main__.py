@@ -1,7 +1,8 @@
 """``python -m vidsieve.eval videomme|longvideobench|report ...`` (same options as ``vidsieve eval``).
 
-Under ``accelerate launch -m vidsieve.eval ...`` or ``torchrun -m vidsieve.eval ...`` each
-process answers a shard of the videos and rank 0 merges the rows (see
+Under ``accelerate launch --multi_gpu --num_processes N -m vidsieve.eval ...`` (also on CPU,
+with ``CUDA_VISIBLE_DEVICES=``), ``torchrun --nproc_per_node N -m vidsieve.eval ...`` or
+mpirun, each process answers a shard of the videos and rank 0 merges the rows (see
 :mod:`vidsieve.eval.runner`).
 """
 

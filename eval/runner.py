@@ -14,9 +14,13 @@ Resuming: run the same command again. Rows already in any ``rows.*.jsonl`` are s
 a resumed run (even with another process count) never repeats or loses a question. A run
 whose settings differ from the ``run.json`` in ``OUT`` is refused.
 
-Sharding: under ``accelerate launch`` / ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each
-process takes every ``WORLD_SIZE``-th *video* (so per-video reuse stays within a process),
-writes its own rows file, and rank 0 merges once all ranks are past a barrier.
+Sharding: under ``torchrun`` / ``accelerate launch --multi_gpu`` (``RANK``/``WORLD_SIZE``)
+or mpirun (``OMPI_COMM_WORLD_*``, ``PMI_*``, ...) each process takes every
+``WORLD_SIZE``-th *video* (so per-video reuse stays within a process), writes its own rows
+file, and rank 0 merges once all ranks are past a (gloo) barrier. On a machine without GPUs,
+``CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes N`` and ``torchrun
+--nproc_per_node N`` both shard; ``accelerate launch --cpu --num_processes N`` without
+``--mpirun_hostfile`` starts a single process and is refused with that advice.
 """
 
 from __future__ import annotations
@@ -259,16 +263,52 @@ class PromptBuilder:
 # The loop
 
 
+#: (rank, world size) variables per launcher, in the order accelerate reads them: torchrun /
+#: ``accelerate launch --multi_gpu``; Open MPI, MVAPICH and Intel MPI / MPICH (the
+#: ``mpirun`` that ``accelerate launch --cpu --mpirun_hostfile ...`` starts).
+_LAUNCHER_VARS = (
+    ("RANK", "WORLD_SIZE"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"),
+    ("PMI_RANK", "PMI_SIZE"),
+)
+
+CPU_LAUNCH_HELP = (
+    "accelerate launch --cpu started a single process: accelerate starts several CPU processes "
+    "only through mpirun (--mpirun_hostfile). To shard on CPU run "
+    "`CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes N -m vidsieve.eval ...` "
+    "or `torchrun --nproc_per_node N -m vidsieve.eval ...`, or drop --num_processes for one process."
+)
+
+
 def dist_info() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment (accelerate/torchrun set these)."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    rank = int(os.environ.get("RANK", "0") or 0)
+    """(rank, world size) from the launcher's environment (:data:`_LAUNCHER_VARS`).
+
+    Refuses (:data:`CPU_LAUNCH_HELP`) ``accelerate launch --cpu --num_processes N`` without
+    mpirun: accelerate then starts one process (it sets ``MASTER_ADDR`` for N > 1 but no rank),
+    which would silently run everything unsharded.
+    """
+    rank, world = 0, 1
+    for rank_var, world_var in _LAUNCHER_VARS:
+        if os.environ.get(world_var):
+            try:
+                world = int(os.environ[world_var])
+                rank = int(os.environ.get(rank_var, "0") or 0)
+            except ValueError:
+                raise ParameterError(
+                    f"Bad launcher environment: {rank_var}={os.environ.get(rank_var)!r}, "
+                    f"{world_var}={os.environ[world_var]!r}."
+                ) from None
+            break
     if world < 1 or not 0 <= rank < world:
         raise ParameterError(f"Bad launcher environment: RANK={rank}, WORLD_SIZE={world}.")
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes")
+    if world == 1 and use_cpu and os.environ.get("MASTER_ADDR"):
+        raise ParameterError(CPU_LAUNCH_HELP)
     return rank, world
 
 
-def _barrier(world: int) -> None:
+def _barrier(rank: int, world: int) -> None:
     if world <= 1:
         return
     import torch.distributed as dist
@@ -276,8 +316,11 @@ def _barrier(world: int) -> None:
     if not dist.is_initialized():
         from datetime import timedelta
 
+        # mpirun names ranks in its own variables; torch's env:// rendezvous reads these
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29500")
         # gloo (CPU) is enough for a barrier; the long timeout covers unequal shards
-        dist.init_process_group("gloo", timeout=timedelta(hours=48))
+        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(hours=48))
     dist.barrier()
 
 
@@ -345,7 +388,7 @@ def run_questions(
     qs = list(questions)[: cfg.limit] if cfg.limit else list(questions)
     if rank == 0:
         start_run_record(out, cfg, answerer, len(qs), world)
-    _barrier(world)
+    _barrier(rank, world)
     done = {k for k, r in read_rows(out).items() if not (retry_errors and r.get("error"))}
     groups = shard_videos([q for q in qs if q.qid not in done], rank, world)
     writer = RowWriter(out / f"rows.{rank}.jsonl")
@@ -383,7 +426,7 @@ def run_questions(
     finally:
         bar.close()
         writer.close()
-    _barrier(world)
+    _barrier(rank, world)
     if rank != 0:
         return None
     rows = read_rows(out)

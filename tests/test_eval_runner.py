@@ -399,3 +399,57 @@ def test_lvb_metrics_report_both_random_fallbacks() -> None:
     assert m["accuracy_seeded_random"] == conv["seeded_random"]["accuracy"]
     assert conv["lmms_eval_global_random"]["by"]["duration_group"]["15"]["n"] == 60
     assert random.getstate() == state  # the metrics never touch the global stream
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.timeout(120)
+def test_accelerate_cpu_flag_refuses_to_run_as_one_process(mini: dict[str, Path], tmp_path: Path) -> None:
+    """`accelerate launch --cpu --num_processes 2` starts ONE process (accelerate starts several
+    CPU processes only through mpirun): the run must say so instead of silently not sharding."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "cpu"
+    cmd = [str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vidsieve.eval", "longvideobench",
+           "--data", str(mini["longvideobench"]), "--model", "fake", "--out", str(out), "--no-progress"]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, env=env, capture_output=True, timeout=110)
+    err = r.stderr.decode()
+    assert r.returncode != 0
+    assert "vidsieve: error: accelerate launch --cpu started a single process" in err
+    assert "--multi_gpu --num_processes" in err and "torchrun --nproc_per_node" in err
+    assert not (out / "rows.0.jsonl").exists()
+
+
+@pytest.mark.timeout(120)
+def test_mpirun_style_environment_shards(mini: dict[str, Path], tmp_path: Path) -> None:
+    """accelerate's multi-CPU route (`accelerate launch --cpu --mpirun_hostfile ...`) runs under
+    mpirun, which names ranks in OMPI_COMM_WORLD_* (not RANK/WORLD_SIZE): two processes given
+    exactly that environment shard by video and merge like torchrun's."""
+    out, ref = tmp_path / "mpi", tmp_path / "single"
+    common = ["longvideobench", "--data", str(mini["longvideobench"]), "--model", "fake", "--budget-frames", "4"]
+    run_questions(load_longvideobench(mini["longvideobench"]), FakeAnswerer(budget_frames=4),
+                  _cfg("longvideobench", mini["longvideobench"], ref, budget_frames=4, max_new_tokens=32),
+                  progress=False)
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="True", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=port, OMPI_COMM_WORLD_RANK=str(rank), OMPI_COMM_WORLD_SIZE="2",
+                   OMPI_COMM_WORLD_LOCAL_RANK=str(rank))
+        procs.append(subprocess.Popen([sys.executable, "-m", "vidsieve.eval", *common, "--out", str(out), "--no-progress"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        assert p.wait(100) == 0, p.stderr.read().decode()[-3000:] if p.stderr else ""
+    v0 = {json.loads(x)["video_id"] for x in (out / "rows.0.jsonl").read_text().splitlines()}
+    v1 = {json.loads(x)["video_id"] for x in (out / "rows.1.jsonl").read_text().splitlines()}
+    assert v0 and v1 and not v0 & v1
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    assert _stable(_rows(out)) == _stable(_rows(ref))
