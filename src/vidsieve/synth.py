@@ -187,8 +187,11 @@ def _render_moving(look: int, t: int, size: tuple[int, int], needle: bool, style
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]) -> Path:
-    """Encode uint8 ``[H, W, 3]`` frames to H.264 mp4 (H and W must be even)."""
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], *, crf: int = 20
+) -> Path:
+    """Encode uint8 ``[H, W, 3]`` frames to H.264 mp4 (H and W must be even; ``crf``: x264
+    quality, lower is better and larger)."""
     import imageio_ffmpeg
 
     h, w = size
@@ -198,7 +201,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, size
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = imageio_ffmpeg.write_frames(
         str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-        output_params=["-crf", "20", "-g", str(max(int(fps * 2), 1))], macro_block_size=2,
+        output_params=["-crf", str(int(crf)), "-g", str(max(int(fps * 2), 1))], macro_block_size=2,
     )
     writer.send(None)
     n = 0
