@@ -167,16 +167,20 @@ def _seed(x: np.ndarray, x64: np.ndarray, xsq64: np.ndarray, k: int, n_init: int
         ``-2 a.b + ||a||^2 + ||b||^2`` through numpy's matrix product, rounded to the data's
         dtype. Each distinct row is computed once; ``one_by_one`` multiplies single rows (a
         one-row product may take BLAS's matrix-vector path, as scikit-learn's does)."""
-        uniq, inv = np.unique(rows, return_inverse=True)
+        uniq, inv_ = np.unique(rows, return_inverse=True)
+        inv: np.ndarray | None = inv_
+        if uniq.size == rows.size:  # no repeats: keep the caller's order, no gather
+            uniq, inv = rows, None
         if one_by_one:
-            d = np.concatenate([-2.0 * (x64[u : u + 1] @ x64.T) for u in uniq])
+            d = np.concatenate([x64[u : u + 1] @ x64.T for u in uniq])
         else:
-            d = -2.0 * (x64[uniq] @ x64.T)
+            d = x64[uniq] @ x64.T
+        d *= -2.0  # exact, as scikit-learn's -2 * (a @ b.T)
         d += xsq64[uniq][:, None]
         d += xsq64[None, :]
         out = d.astype(x.dtype)
         np.maximum(out, 0, out=out)
-        return out[inv.ravel()]
+        return out if inv is None else out[inv.ravel()]
 
     ids = np.empty((n_init, k), dtype=np.int64)
     ids[:, 0] = firsts
