@@ -27,6 +27,7 @@ larger picture before using it.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,11 +69,13 @@ def load_query_image(path: str | os.PathLike[str]) -> np.ndarray:
                 _check_size(p, im.size)
                 im.seek(0)
                 return to_rgb8(ImageOps.exif_transpose(im))
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as e:
         # Pillow refuses far larger images itself, before reporting their size to us
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m.group(1)):,} pixels" if m else f"more than {MAX_QUERY_PIXELS:,} pixels"
         raise ParameterError(
-            f"Query image {p} is too large: it declares more than {MAX_QUERY_PIXELS:,} pixels "
-            f"(the limit is {MAX_QUERY_PIXELS:,}, e.g. 8192 x 8192). Downscale it first."
+            f"Query image {p} is too large: {size} (the limit is {MAX_QUERY_PIXELS:,}, "
+            "e.g. 8192 x 8192). Downscale it first."
         ) from None
     except UnidentifiedImageError:
         raise ParameterError(f"{p} is not an image file (or a format Pillow cannot read).") from None
@@ -89,7 +92,7 @@ def _check_size(path: Path, size: tuple[int, int]) -> None:
         raise ParameterError(f"Query image {path} has no pixels (size {w} x {h}).")
     if w * h > MAX_QUERY_PIXELS:
         raise ParameterError(
-            f"Query image {path} is too large: {w} x {h} = {w * h:,} pixels (the limit is "
+            f"Query image {path} is too large: {w * h:,} pixels ({w} x {h}; the limit is "
             f"{MAX_QUERY_PIXELS:,}, e.g. 8192 x 8192). Downscale it first."
         )
 
