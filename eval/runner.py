@@ -407,7 +407,7 @@ def run_questions(
             try:
                 meta = getattr(session, "meta", None)
                 nframes = int(getattr(meta, "num_frames", 0))
-                fps = float(getattr(meta, "fps", 0.0))
+                fps = float(getattr(meta, "effective_fps", 0.0))  # the container's, or 25 when it has none
                 for q in vqs:
                     req = AnswerRequest(
                         question=q, query=_query_text(q), build_prompt=builder.build(q, nframes, fps),
