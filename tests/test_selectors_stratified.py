@@ -59,7 +59,7 @@ def test_query_free_fallbacks_are_reported():
 def test_diverse_takes_the_new_shot_in_a_straddling_bin():
     """Shots [0,10) A, [10,13) B, [13,30) C; 3 bins [0,10) [10,20) [20,30): the middle bin
     straddles B and C. Uniform middles hit A, C, C; diverse hits A, then in bin 2 the shot
-    least like A (B is orthogonal to A, C is not), then C."""
+    least like A (B is orthogonal to A, C is not), then C (the only shot of bin 3)."""
     look = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], np.float32)
     shot = np.r_[np.zeros(10, int), np.ones(3, int), np.full(17, 2)]
     emb = look[shot] + 0.01 * np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
@@ -107,3 +107,26 @@ def test_query_dim_mismatch_is_clear():
     feats, _ = _features_with_peaks()
     with pytest.raises(ParameterError, match="dims"):
         vidsieve.create_selector("teacher").select(feats, budget=Budget(frames=3), query=Query(embedding=np.ones(3)))
+
+
+def test_diverse_skips_short_outliers_and_repeats():
+    """Looks: A A A X A A | B B B B B B | A A A A A A with X a 1-frame flash and the last
+    stretch a repeat of A. Bins of 6: diverse takes A, then B (not the flash X), and in the
+    last bin (all A) the frame nearest the middle: a repeat cannot be avoided there."""
+    look = np.eye(3, dtype=np.float32)
+    seq = np.r_[[0, 0, 0, 2, 0, 0], [1] * 6, [0] * 6]
+    emb = look[seq]
+    rows = diverse_rows(emb, 3)
+    assert seq[rows].tolist() == [0, 1, 0] and rows[1] in range(6, 12)
+    # a one-frame flash in the second bin: smoothed, it is not new content; unsmoothed, it is
+    flash = np.r_[[0] * 6, [0, 0, 2, 0, 0, 0], [1] * 6]
+    assert flash[diverse_rows(look[flash], 3)][1] == 0
+    assert flash[diverse_rows(look[flash], 3, smooth=1)][1] == 2
+
+
+def test_box_smooth_matches_a_loop():
+    from vidsieve.selectors.stratified import box_smooth
+
+    x = np.random.default_rng(0).normal(size=(11, 3))
+    ref = np.stack([x[max(0, i - 2): i + 3].mean(0) for i in range(11)])
+    np.testing.assert_allclose(box_smooth(x, 5), ref)

@@ -17,13 +17,13 @@ Two registered selectors:
     around a frame (query-free).
 
   With ``score="query"`` and no query embedding, ``query_free`` names the rule used instead:
-  ``"diverse"`` (default; :func:`diverse_rows`: each bin's frame least like the previous
-  bin's pick, so a bin that straddles a cut takes the new shot), ``"distinct"``,
+  ``"diverse"`` (default; :func:`diverse_rows`: each bin's frame least like every earlier
+  pick, so a bin that straddles a cut takes the new shot), ``"distinct"``,
   ``"novelty"`` or ``"uniform"`` (the middle frame of every bin); the choice is reported in
   ``extras["score"]`` and ``extras["fallback"]``. ``"diverse"`` is the default because it
   covered at least as many shots as uniform sampling on every benchmark video, where
-  ``"distinct"`` (rare-looking frames) fell below uniform at 32 frames: it spends bins on
-  odd frames of one shot (see ``docs/selection-benchmarks.md``). Any other per-frame
+  ``"distinct"`` (rare-looking frames) fell below uniform: it spends bins on odd frames and
+  short outliers (see ``docs/selection-benchmarks.md``). Any other per-frame
   score (a saliency model, a student's logits) goes through :func:`select_by_scores`.
 * ``teacher``: PEEK's teacher used at inference time - query-frame cosine (min-max
   normalised, as PEEK normalises its teacher targets per segment; argmax does not depend on
@@ -78,23 +78,40 @@ def named_scores(features: FrameFeatures, score: str) -> np.ndarray:
     return distinct_scores(features.embeddings) if score == "distinct" else novelty_scores(features.embeddings)
 
 
-def diverse_rows(embeddings: np.ndarray, k: int) -> np.ndarray:
-    """Per stratified bin, the frame least like the previous bin's pick: int64 ``[k]`` rows.
+def box_smooth(x: np.ndarray, width: int) -> np.ndarray:
+    """Mean of each row's ``width``-row neighbourhood (centred, cut at the ends): float64 ``[T, D]``."""
+    x = np.asarray(x, dtype=np.float64)
+    t = x.shape[0]
+    half = width // 2
+    prefix = np.zeros((t + 1, x.shape[1]))
+    np.cumsum(x, axis=0, out=prefix[1:])
+    lo = np.clip(np.arange(t) - half, 0, t)
+    hi = np.clip(np.arange(t) + half + 1, 0, t)
+    return (prefix[hi] - prefix[lo]) / (hi - lo)[:, None]
 
-    The first bin takes its middle frame; bin ``j`` takes ``argmin cos(frame, pick_{j-1})``
-    over its frames (ties: the frame nearest the bin's middle, then the earliest). Inside one
-    long shot this is an arbitrary frame of the shot; across a cut it is the new shot.
-    Cost ``O(T * D)`` (each frame is compared once).
+
+def diverse_rows(embeddings: np.ndarray, k: int, *, smooth: int = 5) -> np.ndarray:
+    """Per stratified bin, the frame least like every earlier pick: int64 ``[k]`` rows.
+
+    The first bin takes its middle frame; bin ``j`` takes the frame whose largest cosine to
+    the picks of bins ``0..j-1`` is smallest (ties: the frame nearest the bin's middle, then
+    the earliest). Frames are compared on unit features averaged over ``smooth`` neighbouring
+    candidates, so a one- to three-frame outlier (a flash, a brief insert) does not pass for
+    new content. Inside one long shot the pick is an arbitrary frame of the shot; across a
+    cut it is the new shot, unless that shot looks like one already picked (a repeated
+    scene). Cost ``O(T * D + T * k)``.
     """
-    f = l2_normalize(np.asarray(embeddings, dtype=np.float64))
+    f = l2_normalize(box_smooth(l2_normalize(np.asarray(embeddings, dtype=np.float64)), max(smooth, 1)))
     t = f.shape[0]
     edges = (np.arange(k + 1) * t) // k
     mids = bin_middles(t, k)
     rows = np.empty(k, dtype=np.int64)
     rows[0] = mids[0]
+    closest = np.full(t, -np.inf)  # largest cosine of each frame to the picks so far
     for j in range(1, k):
+        closest = np.maximum(closest, f @ f[rows[j - 1]])
         seg = np.arange(edges[j], edges[j + 1])
-        sim = f[seg] @ f[rows[j - 1]]
+        sim = closest[seg]
         best = seg[sim <= sim.min() + 1e-12]
         rows[j] = best[np.argmin(np.abs(best - mids[j]))]
     return rows
