@@ -305,3 +305,11 @@ def test_keyframe_candidate_features_match_exact_ones_when_sets_agree(tmp_path):
     b = extract_features(path, enc, fps=1.0, cache=False, progress=False, candidates="auto", decode_threads=2)
     assert a.indices.tolist() == b.indices.tolist() == list(range(0, 60, 10))
     assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.timestamps, b.timestamps)
+
+
+def test_single_frame_video(tmp_path):
+    path = _encode(tmp_path / "one.mp4", _pattern(48, 64, 1))
+    m = probe(path)
+    assert m.num_frames == 1 and m.duration > 0
+    assert decoding.frame_timestamps(path).tolist() == [0.0]
+    assert decode_frames(path, [0], size=(20, 30)).pixels.shape == (1, 20, 30, 3)
