@@ -290,7 +290,7 @@ def run_kernels(res: Results, args: argparse.Namespace, dev: torch.device, copy_
             row.update(
                 status="ok", median_ms=round(med, 4), p20_ms=round(percentile(times, 0.2), 4),
                 p80_ms=round(percentile(times, 0.8), 4), calls=len(times), first_call_s=round(first_s, 3),
-                gbs=round(gbs, 2), pct_of_copy_bw=round(100 * gbs / copy_gbs, 1) if copy_gbs else "",
+                gbs=round(gbs, 4), pct_of_copy_bw=round(100 * gbs / copy_gbs, 3) if copy_gbs else "",
                 speedup_vs_eager=round(base_ms / med, 2), max_abs_err_vs_eager=_max_err(out, ref_out),
             )
             res.add(row)

@@ -103,7 +103,8 @@ _SCRIPTS = {
     "kernels": ("kernels", "Triton kernels vs PyTorch references vs torch.compile (CSV)"),
     "token-stages": ("token_stages", "token selectors' CPU/GPU time at LLaVA-OV shapes (CSV)"),
     "decode-memory": ("decode_memory", "peak RSS and frames/s, 1-minute vs 60-minute video (CSV)"),
-    "kmeans": ("kmeans", "KTV k-means time and pick stability on an hour of candidates (CSV)"),
+    "kmeans": ("kmeans", "KTV k-means keyframes vs the released function: time and same picks (CSV)"),
+    "gpu": ("gpu", "one prepared GPU check: kernels vs references, TTFT of 7B-class models (--tiny: CPU)"),
     "ttft": ("ttft", "time to first token and peak memory vs tokens kept, wrapped HF models (CSV)"),
 }
 
