@@ -1,6 +1,6 @@
 """The shared machinery of the Hugging Face adapters (one small subclass per model family).
 
-Route (transformers 5.x, exact; see ``/work/shared/notes/hf-adapters.md``):
+Route (transformers 5.x, exact):
 
 1. Frames: a frame selector picks frames from cheap candidate features; only those are decoded
    and given to the HF processor with their true source indices and fps
@@ -13,7 +13,9 @@ Route (transformers 5.x, exact; see ``/work/shared/notes/hf-adapters.md``):
    position rows together; rows are re-padded on the left.
 5. ``model.generate`` gets ``mm_encoder_outputs={"video": <pruned encoder output>}`` and explicit
    ``position_ids`` (never ``pixel_values_videos``), so generation extends each row from its
-   last original position: generated tokens get the positions they would have had unpruned.
+   last original position: generated tokens get the positions they would have had unpruned
+   (``tests/test_adapters_exact.py`` checks every step's positions; the model's cached
+   ``rope_deltas`` are never read because positions are always explicit).
 
 Definitions used throughout:
 
@@ -51,199 +53,35 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import math
 import resource
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from vidsieve.encoders.base import FrameEncoder
-from vidsieve.errors import ParameterError, VidsieveError
+from vidsieve.errors import ParameterError
 from vidsieve.params import Float, Int, NoneValue, Predicate, Str, check_param, param_error
+from vidsieve.pipeline import FrameStage
 from vidsieve.registry import create_encoder, create_selector, create_token_selector
 from vidsieve.selectors.base import FrameSelector
 from vidsieve.tokens.base import TokenInput, TokenSelection, TokenSelector
 from vidsieve.types import Budget, Frames, Query, Selection
 
+from .errors import AdapterError
+from .frames import PreparedVideo, VideoTokens, as_frames, group_frames
+from .sequence import ModelInputs, prune_sequences, text_positions, video_keep_mask
+from .stats import EncodeCache, FirstTokenTimer, Stats
 from .tower_stats import TowerRequest, capture, request_of
 
+__all__ = [
+    "AdapterError", "EncodeCache", "ModelInputs", "PreparedVideo", "Stats", "VideoLLM", "VideoTokens",
+    "accepts", "to_device",
+]
+
 VideoInput = Any  # a path, a Frames, a uint8 [T, H, W, 3] array, or a PreparedVideo
-
-
-class AdapterError(VidsieveError, ValueError):
-    """The model, processor or inputs cannot be used with this adapter."""
-
-
-@dataclass
-class VideoTokens:
-    """One video's encoder output in LLM space.
-
-    grid:  ``[F, h, w, D]`` token grids (F frames or temporal groups), in placeholder order.
-    tail:  ``[n_tail, D]`` tokens after the grid in the placeholder run that are always kept
-           (LLaVA-OneVision's newline), or an empty tensor.
-    """
-
-    grid: torch.Tensor
-    tail: torch.Tensor
-
-    @property
-    def num_tokens(self) -> int:
-        f, h, w, _ = self.grid.shape
-        return f * h * w + int(self.tail.shape[0])
-
-
-@dataclass
-class PreparedVideo:
-    """What frame selection produced for one video (:meth:`VideoLLM.select_frames`).
-
-    :meth:`VideoLLM.prepare` / :meth:`VideoLLM.generate` accept one wherever they accept a
-    video; frame selection and decoding are then skipped (the frames are fed as they are).
-
-    frames:           the ``K`` chosen frames, ``pixels`` uint8 ``[K, H, W, 3]``, their source
-                      ``indices`` ``[K]`` and ``timestamps`` ``[K]``, exactly as chosen (Qwen's
-                      processor pads an odd ``K`` to whole temporal groups itself).
-    fps, total_frames: the source video's rate and length (for the processor's metadata).
-    selection:        the frame selector's :class:`Selection` (None for raw frames).
-    group_allotment / group_downscale / group_timestamps: per token-grid frame ``[ceil(K / g)]``
-                      (``g`` = ``VideoLLM.temporal_group``), or None.
-    timings:          seconds spent producing it (``features``, ``decode``); a call given this
-                      object reports these (and the selection's ``select``) as its own.
-    group_size:       the temporal group size the per-group arrays were made for.
-    """
-
-    frames: Frames
-    fps: float
-    total_frames: int
-    selection: Selection | None
-    group_allotment: np.ndarray | None = None
-    group_downscale: np.ndarray | None = None
-    group_timestamps: np.ndarray | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    #: the ``temporal_group`` of the adapter that grouped it (the per-group arrays depend on it).
-    group_size: int = 1
-
-
-@dataclass
-class Stats:
-    """What the last call fed the LLM and how long each stage took (``VideoLLM.last_stats``).
-
-    frames: distinct chosen frames per video (<= budget.frames); frame_indices: the source
-    indices fed to the processor (exactly the chosen frames; Qwen's processor pads an odd count).
-    tokens: visual tokens fed per video; original_tokens: what the chosen frames cost unpruned.
-    prompt_tokens: per row, the prompt's length as fed to the LLM (text + kept visual tokens,
-    no padding). encode_reused: whether the vision tower was skipped (an :class:`EncodeCache`).
-    timings (seconds): ``features`` (candidate descriptors for the frame selector), ``decode``
-    (decoding the chosen frames), ``encode`` (processor + vision tower), ``select`` (frame +
-    token selection), and after ``generate``: ``prefill`` (until the first logits),
-    ``generate`` (the rest), ``time_to_first_token``, ``total``.
-    peak_memory_bytes: ``torch.cuda.max_memory_allocated`` on a GPU (``peak_memory_kind``
-    says which), else the process's max RSS (monotone: an upper bound).
-    """
-
-    frames: list[int] = field(default_factory=list)
-    frame_indices: list[list[int]] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)
-    original_tokens: list[int] = field(default_factory=list)
-    prompt_tokens: list[int] = field(default_factory=list)
-    encode_reused: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-    peak_memory_bytes: int | None = None
-    peak_memory_kind: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "frames": list(self.frames),
-            "frame_indices": [list(x) for x in self.frame_indices],
-            "tokens": list(self.tokens),
-            "original_tokens": list(self.original_tokens),
-            "prompt_tokens": list(self.prompt_tokens),
-            "encode_reused": self.encode_reused,
-            "timings": dict(self.timings),
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "peak_memory_kind": self.peak_memory_kind,
-        }
-
-
-class EncodeCache:
-    """One vision-tower pass kept for reuse by later calls on the SAME prepared video(s).
-
-    Pass one as ``encode_cache=`` to :meth:`VideoLLM.prepare` / :meth:`VideoLLM.generate`
-    together with the :class:`PreparedVideo` objects that :meth:`VideoLLM.select_frames`
-    returned. While empty, the call runs the vision tower and fills it; once filled, a call
-    with the same PreparedVideo objects (the same objects, in the same order, frame indices
-    unchanged) on the same adapter skips the tower and reuses its output and the tower
-    statistics the token selector reads. Prompts may differ: the tower sees only the frames,
-    and token selectors see no prompt, so the result is bit-identical to running the tower
-    again. Anything else raises :class:`AdapterError` (clear the cache, or use a new one).
-
-    encoded: what :meth:`VideoLLM.encode` returned: the model's encoder output and per video a
-             :class:`VideoTokens` (``grid`` ``[F, h, w, D]``, ``tail`` ``[n_tail, D]``).
-    stats:   what :meth:`VideoLLM.capture_tower_stats` captured (``attention[layer]`` and
-             ``cls``: lists of ``[L]`` per chunk), or None when the token selector reads none.
-    """
-
-    encoded: tuple[Any, list[VideoTokens]] | None
-    stats: dict[str, Any] | None
-    # what the entry is valid for: the adapter, the prepared videos (held, so they are compared
-    # by identity safely), their frame indices, and the statistics the token selector asked for
-    _owner: Any
-    _videos: tuple[PreparedVideo, ...]
-    _indices: list[np.ndarray]
-    _wanted: TowerRequest
-
-    def __init__(self) -> None:
-        self.clear()
-
-    @property
-    def filled(self) -> bool:
-        return self.encoded is not None
-
-    def clear(self) -> None:
-        """Drop the stored pass (the next call fills the cache again)."""
-        self.encoded, self.stats = None, None
-        self._owner, self._videos, self._indices, self._wanted = None, (), [], TowerRequest()
-
-    def fill(self, owner: Any, videos: Sequence[PreparedVideo], wanted: TowerRequest,
-             encoded: tuple[Any, list[VideoTokens]], stats: dict[str, Any] | None) -> None:
-        """Store one tower pass over ``videos`` (called by :meth:`VideoLLM.prepare`)."""
-        self.encoded, self.stats = encoded, stats
-        self._owner, self._videos, self._wanted = owner, tuple(videos), wanted
-        self._indices = [pv.frames.indices.copy() for pv in videos]
-
-    def check(self, owner: Any, videos: Sequence[PreparedVideo], wanted: TowerRequest) -> None:
-        """Raise :class:`AdapterError` unless the stored pass is valid for this call."""
-        if owner is not self._owner:
-            raise AdapterError("This EncodeCache was filled by another VideoLLM; use one cache per adapter.")
-        if len(videos) != len(self._videos) or any(a is not b for a, b in zip(videos, self._videos)):
-            raise AdapterError(
-                f"This EncodeCache holds the vision-tower output of other prepared video(s) "
-                f"({len(self._videos)} cached, {len(videos)} given); reuse is only valid for the same "
-                "PreparedVideo objects, in the same order. Call cache.clear() or use a new EncodeCache."
-            )
-        if any(not np.array_equal(pv.frames.indices, idx) for pv, idx in zip(videos, self._indices)):
-            raise AdapterError("The frames of a cached PreparedVideo changed since the EncodeCache was filled.")
-        if wanted != self._wanted:
-            raise AdapterError(
-                f"The token selector now reads tower statistics {wanted} but the EncodeCache holds "
-                f"{self._wanted}; use a new EncodeCache."
-            )
-
-
-class _FirstTokenTimer:
-    """A logits processor that records when generation produced its first scores (end of prefill)."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self.first is None:
-            self.first = time.perf_counter()
-        return scores
 
 
 class VideoLLM:
@@ -413,102 +251,39 @@ class VideoLLM:
 
     # ------------------------------------------------------------------ frames
     def _as_frames(self, video: VideoInput, fps: float | None) -> tuple[Frames, float, int, str | None]:
-        owner = type(self).__name__
-        if fps is not None:
-            check_param(owner, "fps", fps, [Float(gt=0.0), NoneValue()])
-        if isinstance(video, (str, Path)):
-            return None, 0.0, 0, str(video)  # type: ignore[return-value]
-        if isinstance(video, Frames):
-            fr = video
-        elif isinstance(video, np.ndarray):
-            if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-                raise ParameterError(f"A video array must be uint8 [T, H, W, 3]; got {video.dtype} {video.shape}.")
-            if video.shape[0] == 0:
-                raise param_error(owner, "videos", "a uint8 [T, H, W, 3] array with T >= 1 frames", f"an array of shape {video.shape}")
-            idx = np.arange(video.shape[0], dtype=np.int64)
-            f = float(fps or 1.0)
-            fr = Frames(pixels=video, indices=idx, timestamps=idx / f)
-        else:
-            raise ParameterError(
-                f"A video must be a path, a vidsieve.Frames or a uint8 [T, H, W, 3] array; got {type(video).__name__}."
-            )
-        if len(fr) == 0:
-            raise param_error(owner, "videos", "a vidsieve.Frames with at least one frame", "0 frames")
-        if fps is None:
-            i, t = fr.indices.astype(np.float64), fr.timestamps
-            fps = float(i[-1] / t[-1]) if len(fr) > 1 and t[-1] > 0 else 1.0
-        return fr, float(fps), int(fr.indices[-1]) + 1, None
+        return as_frames(video, fps, type(self).__name__)
+
+    def frame_stage(self) -> FrameStage:
+        """The frame stage this adapter runs (:class:`vidsieve.pipeline.FrameStage` with its
+        encoder, frame selector and candidate sampling)."""
+        return FrameStage(encoder=self.encoder, frames=self.frame_selector, fps=self.candidate_fps,
+                          max_frames=self.max_candidates, cache=self.cache, owner=type(self).__name__)
 
     def select_frames(self, video: VideoInput, prompt: str, fps: float | None = None) -> PreparedVideo:
-        """Choose and decode the frames of one video (frame selection + decoding)."""
-        fr, vfps, total, path = self._as_frames(video, fps)
+        """Choose and decode the frames of one video (:meth:`frame_stage`: candidates, frame
+        selection, decoding of the chosen frames). Content-free selectors (``reads ==
+        "nothing"``) read no candidate features."""
+        if not isinstance(prompt, str):
+            raise param_error(type(self).__name__, "prompts", "a str or a list of str (one per video)", prompt)
+        fr, vfps, _total, path = self._as_frames(video, fps)
         self._current_video = path if path is not None else fr  # read by QuoTA's VLM scorer
-        query = self.encoder.embed_query(Query(text=prompt))
-        if path is not None:
-            from vidsieve.decoding import decode_frames, probe
-            from vidsieve.features import extract_features
-
-            meta = probe(path)
-            ft: dict[str, float] = {}
-            feats = extract_features(path, self.encoder, fps=self.candidate_fps, max_frames=self.max_candidates,
-                                     cache=self.cache, progress=False, timings=ft)
-            sel = self.frame_selector.select(feats, budget=self.budget, query=query)
-            t0 = time.perf_counter()
-            fr = decode_frames(path, sel.indices)
-            timings = {"features": ft.get("decode", 0.0) + ft.get("encode", 0.0),
-                       "decode": time.perf_counter() - t0}
-            vfps, total = (meta.fps if meta.fps > 0 else 25.0), meta.num_frames
-        else:
-            from vidsieve.types import FrameFeatures
-
-            t0 = time.perf_counter()
-            emb, grid = self.encoder.encode(fr.pixels)
-            timings = {"features": time.perf_counter() - t0, "decode": 0.0}
-            feats = FrameFeatures(embeddings=np.asarray(emb, np.float32), indices=fr.indices,
-                                  timestamps=fr.timestamps, grid=grid, encoder=self.encoder.cache_key(),
-                                  fps=vfps, duration=total / vfps)
-            sel = self.frame_selector.select(feats, budget=self.budget, query=query)
-            fr = Frames(pixels=fr.pixels[sel.rows], indices=fr.indices[sel.rows], timestamps=fr.timestamps[sel.rows])
-        pv = self._group(fr, vfps, total, sel)
-        pv.timings = timings
+        chosen = self.frame_stage().run(path if path is not None else fr, budget=self.budget,
+                                        query=Query(text=prompt), video_fps=None if path is not None else vfps)
+        if chosen.frames is None:  # pragma: no cover - decode_size is never False here
+            raise AdapterError("The frame stage returned no frames.")
+        meta = chosen.meta
+        pv = self._group(chosen.frames, meta.effective_fps, meta.num_frames, chosen.selection)
+        pv.timings = {"features": chosen.timings.get("features", 0.0), "decode": chosen.timings.get("decode", 0.0)}
         return pv
 
     def _group(self, fr: Frames, fps: float, total: int, sel: Selection | None) -> PreparedVideo:
-        """Per token-grid frame allotments, downscale factors and times for the chosen frames.
-
-        The frames themselves are kept exactly as chosen (the processor pads an odd count to
-        whole temporal groups itself, by repeating the last frame); the per-group values follow
-        that same rule: a group's allotment is the sum over its chosen frames (a padding repeat
-        adds nothing), its downscale the max, its time the mean of its first and last frame
-        (the last chosen frame standing in for a missing one).
-        """
-        g = self.temporal_group
-        ft = None if sel is None or sel.frame_tokens is None else sel.frame_tokens.astype(np.int64)
-        ds = None if sel is None or sel.downscale is None else sel.downscale.astype(np.float64)
-        if len(fr) < self.min_processor_frames:  # the processor refuses so few frames
-            extra = self.min_processor_frames - len(fr)
-            rep = np.r_[np.arange(len(fr)), np.full(extra, len(fr) - 1)]
-            fr = Frames(pixels=fr.pixels[rep], indices=fr.indices[rep], timestamps=fr.timestamps[rep])
-            ft = None if ft is None else np.r_[ft, np.zeros(extra, np.int64)]
-            ds = None if ds is None else ds[rep]
-        k = len(fr)
-        pad = -k % g
-        order = np.r_[np.arange(k), np.full(pad, k - 1, dtype=np.int64)]  # the processor's padding
-        ng = (k + pad) // g
-        allot = None if ft is None else np.r_[ft, np.zeros(pad, np.int64)].reshape(ng, g).sum(1)
-        down = None if ds is None else ds[order].reshape(ng, g).max(1)
-        ts_g = fr.timestamps[order].reshape(ng, g)
-        ts = (ts_g[:, 0] + ts_g[:, -1]) / 2.0
-        return PreparedVideo(frames=fr, fps=fps, total_frames=total, selection=sel,
-                             group_allotment=allot, group_downscale=down, group_timestamps=ts, group_size=g)
+        """:func:`.frames.group_frames` with this family's temporal group and frame minimum."""
+        return group_frames(fr, fps, total, sel, group=self.temporal_group, min_frames=self.min_processor_frames)
 
     # ------------------------------------------------------------------ processor
     def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
         """Run the HF processor on the chosen frames with their true indices and fps."""
-        metadata = [
-            {"total_num_frames": v.total_frames, "fps": v.fps, "frames_indices": v.frames.indices.tolist()}
-            for v in videos
-        ]
+        metadata = [self.video_metadata(v) for v in videos]
         tok = self.processor.tokenizer
         side = tok.padding_side
         tok.padding_side = "left"
@@ -522,6 +297,12 @@ class VideoLLM:
         out = dict(out)
         out.pop("token_type_ids", None)  # some tokenizers add it; the VLMs take no such input
         return out
+
+    def video_metadata(self, video: PreparedVideo) -> dict[str, Any]:
+        """The processor's ``video_metadata`` for one prepared video: the source length and rate
+        and the chosen frames' source indices."""
+        return {"total_num_frames": video.total_frames, "fps": video.fps,
+                "frames_indices": video.frames.indices.tolist()}
 
     def processor_video_kwargs(self, metadata: list[dict[str, Any]]) -> dict[str, Any]:
         return {"do_sample_frames": False, "video_metadata": metadata}
@@ -609,8 +390,11 @@ class VideoLLM:
         *,
         fps: float | None = None,
         encode_cache: EncodeCache | None = None,
-    ) -> dict[str, Any]:
-        """The exact keyword arguments for ``model.generate`` (and ``model(**kw)``).
+    ) -> ModelInputs:
+        """The exact keyword arguments for ``model.generate`` (and ``model(**kw)``), as a
+        :class:`.sequence.ModelInputs` (a dict) that also carries this call's ``stats``
+        (:class:`Stats`, also kept as ``self.last_stats``), token ``selections`` and, on
+        transformers 4.x, the ``legacy_state`` that :meth:`generation_context` needs.
 
         videos: one video or a list (path, :class:`Frames`, uint8 ``[T, H, W, 3]``, or a
         :class:`PreparedVideo` from :meth:`select_frames`, fed without selecting again; ``fps``
@@ -618,7 +402,7 @@ class VideoLLM:
         encode_cache: an :class:`EncodeCache` to fill (empty) or to reuse instead of running the
         vision tower (filled); every video must then be a PreparedVideo.
         On transformers 4.x (``self.legacy``) the kwargs are valid inside
-        ``self.generation_context()`` (which :meth:`generate` enters).
+        ``self.generation_context(kw)`` (which :meth:`generate` enters).
         """
         videos_l, prompts_l = self._as_batch(videos, prompts)
         st = Stats()
@@ -653,7 +437,7 @@ class VideoLLM:
         n_in = inputs["attention_mask"].sum(-1).tolist()
         st.prompt_tokens = [int(n) - o + t for n, o, t in zip(n_in, st.original_tokens, st.tokens)]
         self.last_stats = st
-        self._last_selections = sels
+        kw.stats, kw.selections = st, sels
         return kw
 
     def _prepared_video(self, video: VideoInput, prompt: str, fps: float | None) -> PreparedVideo:
@@ -676,8 +460,6 @@ class VideoLLM:
         if cache is not None and cache.encoded is not None:
             cache.check(self, prepared, wanted)
             enc, vids = cache.encoded
-            if self.legacy:  # the 4.x Qwen route reads the current call's encoder output from here
-                self._legacy_enc = enc
             return enc, vids, cache.stats
         with torch.no_grad():
             if not wanted.empty:
@@ -708,67 +490,35 @@ class VideoLLM:
         return videos_l, prompts_l
 
     def _assemble(self, inputs: dict[str, Any], enc: Any, vids: list[VideoTokens],
-                  sels: list[TokenSelection]) -> dict[str, Any]:
-        ids, att = inputs["input_ids"], inputs["attention_mask"]
+                  sels: list[TokenSelection]) -> ModelInputs:
         pos = self.original_positions(inputs)
         keeps, feats = [], []
-        for vt, s in zip(vids, sels):
-            f, h, w, _ = vt.grid.shape
-            grid_keep = torch.zeros(f * h * w, dtype=torch.bool)
-            for i, idx in enumerate(s.index):
-                grid_keep[i * h * w + idx.cpu()] = True
-            tail = vt.tail
-            keeps.append(torch.cat([grid_keep, torch.ones(tail.shape[0], dtype=torch.bool)]))
-            kept = torch.cat([x.reshape(-1, vt.grid.shape[-1]) for x in s.gather(vt.grid)] or [vt.grid[:0, 0, 0]])
-            feats.append(torch.cat([kept.to(vt.grid.dtype), tail.to(vt.grid.device, vt.grid.dtype)]))
-        keep_seq = torch.ones_like(ids, dtype=torch.bool)
-        vmask = ids == self.video_token_id
-        for b in range(ids.shape[0]):
-            where = torch.nonzero(vmask[b]).squeeze(1)
-            if where.numel() != keeps[b].numel():
-                raise AdapterError(
-                    f"Row {b} has {where.numel()} video placeholders but its video has {keeps[b].numel()} tokens; "
-                    "one video per prompt is supported."
-                )
-            keep_seq[b, where] = keeps[b].to(ids.device)
-        rows = [torch.nonzero(att[b].bool() & keep_seq[b]).squeeze(1) for b in range(ids.shape[0])]
-        length = max(int(r.numel()) for r in rows)
-        pad_id = self.processor.tokenizer.pad_token_id
-        new_ids = torch.full((ids.shape[0], length), pad_id if pad_id is not None else 0, dtype=ids.dtype)
-        new_att = torch.zeros((ids.shape[0], length), dtype=att.dtype)
-        tt = inputs.get("mm_token_type_ids")
-        new_tt = None if tt is None else torch.zeros((ids.shape[0], length), dtype=tt.dtype)
-        new_pos = torch.zeros(pos.shape[:-1] + (length,), dtype=pos.dtype)
-        for b, r in enumerate(rows):
-            off = length - int(r.numel())
-            new_ids[b, off:] = ids[b, r]
-            new_att[b, off:] = 1
-            if new_tt is not None and tt is not None:
-                new_tt[b, off:] = tt[b, r]
-            new_pos[..., b, off:] = pos[..., b, r]
-        text_row = (new_att.long().cumsum(-1) - 1).masked_fill(new_att == 0, 0)
+        for vt, sel in zip(vids, sels):
+            f, h, w, d = vt.grid.shape
+            keeps.append(video_keep_mask(sel.index, (f, h, w), int(vt.tail.shape[0])))
+            kept = torch.cat([x.reshape(-1, d) for x in sel.gather(vt.grid)] or [vt.grid[:0, 0, 0]])
+            feats.append(torch.cat([kept.to(vt.grid.dtype), vt.tail.to(vt.grid.device, vt.grid.dtype)]))
+        out: dict[str, Any] = prune_sequences(inputs["input_ids"], inputs["attention_mask"], pos, keeps, self.video_token_id,
+                              pad_id=self.processor.tokenizer.pad_token_id,
+                              mm_token_type_ids=inputs.get("mm_token_type_ids"))
+        text_row = text_positions(out["attention_mask"])
         if self.mrope:
-            new_pos[0] = text_row
-            vis = new_pos[1:]
-            delta = torch.stack([vis[:, b, new_att[b].bool()].max() + 1 - new_att[b].sum() for b in range(len(rows))])
-            self._rope_deltas = delta.reshape(-1, 1)
+            out["position_ids"][0] = text_row
         elif self.positions == "compact":
-            new_pos = text_row
-        out: dict[str, Any] = {"input_ids": new_ids, "attention_mask": new_att, "position_ids": new_pos}
-        if new_tt is not None:
-            out["mm_token_type_ids"] = new_tt
+            out["position_ids"] = text_row
         if self.legacy:
-            return self.legacy_kwargs(inputs, out, feats, keeps)
+            return self.legacy_kwargs(inputs, out, feats, keeps, enc)
         out["mm_encoder_outputs"] = {"video": self.pruned_output(enc, feats, keeps)}
-        return out
+        return ModelInputs(out)
 
     # ------------------------------------------------------------------ transformers 4.x
     def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
-                      keeps: list[torch.Tensor]) -> dict[str, Any]:
-        """Generate kwargs for transformers 4.x (models without ``mm_encoder_outputs``).
+                      keeps: list[torch.Tensor], enc: Any) -> ModelInputs:
+        """Generate kwargs for transformers 4.x (models without ``mm_encoder_outputs``), with
+        the call's ``legacy_state``.
 
-        They are only valid inside :meth:`legacy_context` (``generate`` enters it); a family
-        that has no 4.x route raises.
+        They are only valid inside :meth:`legacy_context` (``generation_context(kw)`` enters
+        it; ``generate`` does); a family that has no 4.x route raises.
         """
         raise AdapterError(
             f"{type(self).__name__} has no route for this transformers version (no mm_encoder_outputs); "
@@ -776,7 +526,7 @@ class VideoLLM:
         )
 
     @contextlib.contextmanager
-    def legacy_context(self) -> Iterator[None]:
+    def legacy_context(self, state: dict[str, Any] | None) -> Iterator[None]:
         yield
 
     # ------------------------------------------------------------------ generation
@@ -801,15 +551,15 @@ class VideoLLM:
             torch.cuda.reset_peak_memory_stats(dev)
         t0 = time.perf_counter()
         kw = self.prepare(videos, prompts, fps=fps, encode_cache=encode_cache)
-        st = self.last_stats
+        st = kw.stats
         kw = to_device(kw, dev)
-        timer = _FirstTokenTimer()
+        timer = FirstTokenTimer()
         from transformers import LogitsProcessorList
 
         lp = LogitsProcessorList(generate_kwargs.pop("logits_processor", None) or [])
         lp.insert(0, timer)  # type: ignore[arg-type]
         t1 = time.perf_counter()
-        with self.generation_context():
+        with self.generation_context(kw):
             out = self.model.generate(**kw, logits_processor=lp, **generate_kwargs)
         t2 = time.perf_counter()
         seqs = out.sequences if hasattr(out, "sequences") else out
@@ -828,20 +578,17 @@ class VideoLLM:
         return texts[0] if single and len(texts) == 1 else texts
 
     @contextlib.contextmanager
-    def generation_context(self) -> Iterator[None]:
-        """Sets Qwen's ``rope_deltas`` for the pruned rows (restored afterwards); on
-        transformers 4.x, enters :meth:`legacy_context`."""
-        inner = getattr(self.model, "model", None)
+    def generation_context(self, inputs: ModelInputs | None = None) -> Iterator[None]:
+        """What generating from ``inputs`` (a :meth:`prepare` result) needs around the call: on
+        transformers 4.x :meth:`legacy_context` with the call's state; on 5.x nothing
+        (generation carries the explicit ``position_ids`` through every step, so the model
+        never derives positions from its cached ``rope_deltas``)."""
         if self.legacy:
-            with self.legacy_context():
+            state = getattr(inputs, "legacy_state", None)
+            if state is None:
+                raise AdapterError("On transformers 4.x pass the prepare() result: generation_context(kw).")
+            with self.legacy_context(state):
                 yield
-        elif self.mrope and inner is not None and hasattr(inner, "rope_deltas"):
-            old = inner.rope_deltas
-            inner.rope_deltas = self._rope_deltas.to(self._device())
-            try:
-                yield
-            finally:
-                inner.rope_deltas = old
         else:
             yield
 
@@ -899,6 +646,3 @@ def accepts(fn: Any, name: str) -> bool:
     except (TypeError, ValueError):  # pragma: no cover
         return False
 
-
-def ceil_half(x: int) -> int:
-    return math.ceil(x / 2)

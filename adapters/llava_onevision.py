@@ -29,6 +29,7 @@ from vidsieve.registry import register_adapter
 from vidsieve.tokens.base import TokenInput, TokenSelection
 
 from .base import PreparedVideo, VideoLLM, VideoTokens
+from .sequence import ModelInputs
 
 
 class LlavaVideoLLM(VideoLLM):
@@ -77,7 +78,7 @@ class LlavaVideoLLM(VideoLLM):
         return SimpleNamespace(pooler_output=per_video)
 
     def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
-                      keeps: list[torch.Tensor]) -> dict[str, Any]:
+                      keeps: list[torch.Tensor], enc: Any) -> ModelInputs:
         """transformers 4.x: the kept features are scattered into ``inputs_embeds`` here (the
         model's own ``masked_scatter``); with ``positions="original"`` a forward pre-hook on the
         language model (inside :meth:`legacy_context`) gives the prompt its original positions
@@ -89,15 +90,15 @@ class LlavaVideoLLM(VideoLLM):
         emb = emb.masked_scatter(mask, torch.cat(feats).to(dev, emb.dtype))
         pos = out["position_ids"]
         offset = torch.stack([pos[b, -1] - (att[b].sum() - 1) for b in range(ids.shape[0])])
-        self._legacy_state = {"pos": pos, "offset": offset}
-        return {"input_ids": ids, "inputs_embeds": emb, "attention_mask": att}
+        return ModelInputs({"input_ids": ids, "inputs_embeds": emb, "attention_mask": att},
+                           legacy_state={"pos": pos, "offset": offset})
 
     @contextlib.contextmanager
-    def legacy_context(self) -> Iterator[None]:
-        if self.positions != "original":
+    def legacy_context(self, state: dict[str, Any] | None) -> Iterator[None]:
+        if self.positions != "original" or state is None:
             yield
             return
-        st = self._legacy_state
+        st = state
 
         def hook(module: Any, args: tuple, kwargs: dict) -> Any:
             pos = kwargs.get("position_ids")

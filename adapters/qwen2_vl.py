@@ -24,6 +24,7 @@ import torch
 from vidsieve.registry import register_adapter
 
 from .base import AdapterError, VideoLLM, VideoTokens, accepts
+from .sequence import ModelInputs
 
 
 class QwenVideoLLM(VideoLLM):
@@ -56,7 +57,6 @@ class QwenVideoLLM(VideoLLM):
                 pooler_output=tuple(feats),
                 deepstack_features=None if deep is None else [tuple(torch.split(d, sizes)) for d in deep],
             )
-            self._legacy_enc = enc
         else:
             enc = self.inner.get_video_features(pv.to(dev), thw.to(dev), return_dict=True)
         m = self.merge
@@ -89,7 +89,7 @@ class QwenVideoLLM(VideoLLM):
 
     # ---- transformers 4.x: instance overrides inside a context manager
     def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
-                      keeps: list[torch.Tensor]) -> dict[str, Any]:
+                      keeps: list[torch.Tensor], enc: Any) -> ModelInputs:
         """4.x drops user ``position_ids`` in ``prepare_inputs_for_generation`` and has no
         ``mm_encoder_outputs``: generation passes the original pixels and grids, and
         :meth:`legacy_context` makes ``get_video_features`` return the kept features and
@@ -100,19 +100,21 @@ class QwenVideoLLM(VideoLLM):
         length = att.shape[1]
         deltas = torch.stack([vis[:, b, att[b].bool()].max() + 1 - length for b in range(att.shape[0])])
         deep = None
-        if getattr(self._legacy_enc, "deepstack_features", None) is not None:
-            deep = [[d[k.to(d.device)] for d, k in zip(layer, keeps)] for layer in self._legacy_enc.deepstack_features]
-        self._legacy_state = {"pos": vis, "deltas": deltas.reshape(-1, 1), "feats": feats, "deep": deep}
+        if getattr(enc, "deepstack_features", None) is not None:
+            deep = [[d[k.to(d.device)] for d, k in zip(layer, keeps)] for layer in enc.deepstack_features]
+        state = {"pos": vis, "deltas": deltas.reshape(-1, 1), "feats": feats, "deep": deep}
         kw = {"input_ids": out["input_ids"], "attention_mask": att,
               "pixel_values_videos": inputs["pixel_values_videos"], "video_grid_thw": inputs["video_grid_thw"]}
         for key in self.rope_extra_keys:
             if key in inputs:
                 kw[key] = inputs[key]
-        return kw
+        return ModelInputs(kw, legacy_state=state)
 
     @contextlib.contextmanager
-    def legacy_context(self) -> Iterator[None]:
-        st, inner, dev = self._legacy_state, self.inner, self._device()
+    def legacy_context(self, state: dict[str, Any] | None) -> Iterator[None]:
+        if state is None:
+            raise AdapterError("The transformers 4.x Qwen route needs the prepare() result's legacy_state.")
+        st, inner, dev = state, self.inner, self._device()
 
         def get_rope_index(input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
             e = input_ids.shape[0] // st["pos"].shape[1]  # beams / num_return_sequences

@@ -142,7 +142,7 @@ class WrappedSession:
         cache = self._encode_cache if reuse else None
         t_sel = time.perf_counter() - t0
         fr = prepared.frames
-        # the real (unpadded) chosen frames: Qwen pads odd counts by repeating the last one
+        # the distinct chosen frames (a single Qwen3-VL frame is fed twice)
         idx, first = np.unique(fr.indices, return_index=True)
         ts = fr.timestamps[first]
         prompt = request.build_prompt(ts)
@@ -180,9 +180,9 @@ class WrappedSession:
         rule = self.owner.uniform_over_all_frames
         idx = centered_rows(n, k) if rule == "centered" else linspace_rows(n, k)
         frames = decode_frames(self.video, idx)
-        fps = self.meta.fps if self.meta.fps > 0 else 25.0
         # every decoded frame is kept: the wrapped uniform selector gets a budget >= their count
-        return self.owner.vlm.select_frames(frames, query, fps=fps)
+        # (a content-free selector: the frame stage reads no candidate features)
+        return self.owner.vlm.select_frames(frames, query, fps=self.meta.effective_fps)
 
     def _generate_with_prefix_cache(self, prepared: PreparedVideo, prompt: str, max_new_tokens: int,
                                     encode_cache: EncodeCache | None) -> tuple[Any, bool]:
@@ -217,7 +217,7 @@ class WrappedSession:
         t1 = time.perf_counter()
         if not hit:
             pre = {k: (v[..., :plen] if k in cut else v) for k, v in kw.items()}
-            with torch.no_grad(), vlm.generation_context():
+            with torch.no_grad(), vlm.generation_context(kw):
                 out = vlm.model(**to_device(pre, dev), use_cache=True)
             new_cache = getattr(out, "cache", None) or out.past_key_values
             self._kv = (ids[:, :plen].clone(), new_cache)
@@ -228,7 +228,7 @@ class WrappedSession:
 
         # transformers 5.x names the argument ``cache`` (``past_key_values`` is deprecated)
         cache_kw = "cache" if "cache" in inspect.signature(vlm.model.forward).parameters else "past_key_values"
-        with torch.no_grad(), vlm.generation_context():
+        with torch.no_grad(), vlm.generation_context(kw):
             seqs = vlm.model.generate(
                 **to_device(kw, dev), **{cache_kw: copy.deepcopy(prefix_cache)},
                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,

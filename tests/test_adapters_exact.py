@@ -130,7 +130,8 @@ def test_pruned_positions_are_the_original_ones(family: str) -> None:
     ids, att = inp["input_ids"], inp["attention_mask"].bool()
     vt = vlm.video_token_id
     kept_rows = []
-    for b, sel in enumerate(vlm._last_selections):
+    sels = vlm.prepare(videos, PROMPTS).selections  # the selections of the generate call above
+    for b, sel in enumerate(sels):
         keep = torch.ones(ids.shape[1], dtype=torch.bool)
         where = torch.nonzero(ids[b] == vt).squeeze(1)
         video_keep = sel.keep_mask().reshape(-1)
@@ -276,9 +277,10 @@ def test_qwen3_deepstack_is_cut_with_the_same_mask() -> None:
     full = keep_all("qwen3_vl").prepare(videos, PROMPTS)["mm_encoder_outputs"]["video"]
     vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", cache=False, encoder=fx.small_encoder(),
                budget=vidsieve.Budget(frames=64, tokens=10))
-    pruned = vlm.prepare(videos, PROMPTS)["mm_encoder_outputs"]["video"]
+    kw = vlm.prepare(videos, PROMPTS)
+    pruned = kw["mm_encoder_outputs"]["video"]
     assert len(pruned.deepstack_features) == len(model.config.vision_config.deepstack_visual_indexes)
-    for i, sel in enumerate(vlm._last_selections):
+    for i, sel in enumerate(kw.selections):
         keep = sel.keep_mask().reshape(-1)
         assert torch.equal(pruned.pooler_output[i], full.pooler_output[i][keep])
         for layer_full, layer_pruned in zip(full.deepstack_features, pruned.deepstack_features):
@@ -290,8 +292,8 @@ def test_tower_hooks_capture_attention_and_restore_the_model() -> None:
     before = {n: len(m._forward_pre_hooks) for n, m in model.named_modules()}
     vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", cache=False, encoder=fx.small_encoder(),
                budget=vidsieve.Budget(frames=4, tokens=12))
-    vlm.prepare(two_videos("llava_next_video"), PROMPTS)
-    assert vlm._last_selections[0].extras.get("importance_source") == "cls_attention"
+    kw = vlm.prepare(two_videos("llava_next_video"), PROMPTS)
+    assert kw.selections[0].extras.get("importance_source") == "cls_attention"
     assert {n: len(m._forward_pre_hooks) for n, m in model.named_modules()} == before
     # the statistics equal the reference computed from the tower's own attention weights
     stats_vlm = wrap(model, proc, frames="uniform", tokens="aot", cache=False, encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=2, tokens=8))
@@ -426,3 +428,28 @@ def test_call_refuses_bad_inputs() -> None:
     empty = vidsieve.Frames(pixels=np.zeros((0, 8, 8, 3), np.uint8), indices=np.zeros(0, np.int64), timestamps=np.zeros(0))
     with pytest.raises(vidsieve.ParameterError, match="'videos' parameter"):
         vlm.prepare(empty, "a")
+
+
+def test_qwen3_timestamps_tell_true_presentation_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames with presentation timestamps that index / fps does not give (variable frame rate):
+    the processor's per-group timestamps are the true times; constant-rate frames keep their
+    integer indices (the plain processor's metadata)."""
+    model, proc = fx.build("qwen3_vl")
+    seen: list[dict[str, Any]] = []
+    orig = type(proc).__call__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(proc), "__call__", spy)
+    pix = fx.make_frames(4, seed=9).pixels
+    idx = np.array([0, 10, 20, 30])
+    ts = np.array([0.0, 0.25, 1.5, 1.9])  # not idx / fps for any single fps
+    vlm = keep_all("qwen3_vl")
+    vlm.prepare(vidsieve.Frames(pixels=pix, indices=idx, timestamps=ts), "describe the video", fps=20.0)
+    md = seen[-1]["video_metadata"][0]
+    got = proc._calculate_timestamps(list(md["frames_indices"]), md["fps"], 2)
+    np.testing.assert_allclose(got, [(0.0 + 0.25) / 2, (1.5 + 1.9) / 2])
+    vlm.prepare(vidsieve.Frames(pixels=pix, indices=idx, timestamps=idx / 20.0), "describe the video", fps=20.0)
+    assert seen[-1]["video_metadata"][0]["frames_indices"] == idx.tolist()

@@ -1,9 +1,10 @@
 """Every registered frame selector x every registered token selector through the adapters.
 
 The full cross product of ``vidsieve.list_selectors()`` x ``vidsieve.list_token_selectors()`` is
-run; the family rotates with the pair's index, which (checked by
-``test_rotation_covers_every_family``) makes every family meet every frame selector and every
-token selector while keeping the suite short. Each case prepares a tiny video, checks the
+run; pair ``(a, b)`` (frame selector a, token selector b) runs on family ``(a + b) mod n``, and
+any (family, selector) combination that rule misses (fewer selectors than families) gets one
+case of its own, so every family meets every frame selector and every token selector while the
+suite stays short (checked by ``test_rotation_covers_every_family``, also for more families). Each case prepares a tiny video, checks the
 budget contract and runs one forward pass.
 """
 
@@ -23,8 +24,21 @@ import vidsieve  # noqa: E402
 from . import adapters_fixtures as fx  # noqa: E402
 
 FAMILIES = list(fx.FAMILIES)
-PAIRS = list(itertools.product(vidsieve.list_selectors(), vidsieve.list_token_selectors()))
-CASES = [(FAMILIES[i % len(FAMILIES)], fs, ts) for i, (fs, ts) in enumerate(PAIRS)]
+
+
+def rotation(frame_sels: list[str], token_sels: list[str], families: list[str]) -> list[tuple[str, str, str]]:
+    """(family, frame selector, token selector) cases covering every pair of selectors and every
+    (family, selector) combination."""
+    n = len(families)
+    cases = [(families[(a + b) % n], fs, ts) for a, fs in enumerate(frame_sels) for b, ts in enumerate(token_sels)]
+    have_fs = {(f, fs) for f, fs, _ in cases}
+    have_ts = {(f, ts) for f, _, ts in cases}
+    cases += [(f, fs, token_sels[0]) for f in families for fs in frame_sels if (f, fs) not in have_fs]
+    cases += [(f, frame_sels[0], ts) for f in families for ts in token_sels if (f, ts) not in have_ts]
+    return cases
+
+
+CASES = rotation(vidsieve.list_selectors(), vidsieve.list_token_selectors(), FAMILIES)
 BUDGET = vidsieve.Budget(frames=4, tokens=14)
 
 
@@ -32,11 +46,14 @@ def small_encoder() -> Any:
     return vidsieve.create_encoder("pixel", size=32, lum_grid=4, grid=4)
 
 
-def test_rotation_covers_every_family() -> None:
-    by_family_fs = {(f, fs) for f, fs, _ in CASES}
-    by_family_ts = {(f, ts) for f, _, ts in CASES}
-    assert by_family_fs == set(itertools.product(FAMILIES, vidsieve.list_selectors()))
-    assert by_family_ts == set(itertools.product(FAMILIES, vidsieve.list_token_selectors()))
+@pytest.mark.parametrize("extra", [0, 1, 2, 10])
+def test_rotation_covers_every_family(extra: int) -> None:
+    families = FAMILIES + [f"family{i}" for i in range(extra)]
+    fss, tss = vidsieve.list_selectors(), vidsieve.list_token_selectors()
+    cases = CASES if extra == 0 else rotation(fss, tss, families)
+    assert {(f, fs) for f, fs, _ in cases} == set(itertools.product(families, fss))
+    assert {(f, ts) for f, _, ts in cases} == set(itertools.product(families, tss))
+    assert {(fs, ts) for _, fs, ts in cases} == set(itertools.product(fss, tss))
 
 
 @pytest.mark.parametrize(("family", "frames", "tokens"), CASES)

@@ -58,7 +58,7 @@ def test_ktv_released_on_llava_next_video(alpha: float) -> None:
     vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", token_params={"alpha": alpha}, cache=False,
                encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=4 * per_frame))
     kw = vlm.prepare(video, "describe the video")
-    sel = vlm._last_selections[0]
+    sel = kw.selections[0]
     assert sel.extras["importance_source"] == "cls_attention"
     assert sel.extras["redundancy_source"] == "pre_projector"
 
@@ -96,8 +96,7 @@ def test_ktv_head_softmax_variant_is_the_per_head_softmax() -> None:
     video = fx.make_frames(4, 60, 80, seed=22)
     vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", token_params={"mode": "head-softmax"}, cache=False,
                encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=12))
-    vlm.prepare(video, "describe the video")
-    sel = vlm._last_selections[0]
+    sel = vlm.prepare(video, "describe the video").selections[0]
     assert sel.extras["redundancy_source"] == "tokens"
     tower = model.model.vision_tower
     _, pix = _next_video_tower(model, proc, video)
@@ -213,7 +212,7 @@ def test_aot_released_chain_on_llava_onevision() -> None:
     vlm = wrap(model, proc, frames="uniform", tokens="aot", token_params=params, cache=False,
                encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=60))
     kw = vlm.prepare(video, "describe the video")
-    sel = vlm._last_selections[0]
+    sel = kw.selections[0]
     assert sel.extras["route"] == "before-pooling" and not sel.extras["truncated"]
 
     inp = proc(text=[OV_TEXT], videos=[video.pixels], return_tensors="pt")
@@ -262,7 +261,7 @@ def test_aot_released_on_onevision_keeps_the_budget_ceiling() -> None:
         kw = vlm.prepare(video, "describe the video")
         n = int((kw["input_ids"] == vlm.video_token_id).sum())
         assert n == vlm.last_stats.tokens[0] <= tokens
-        sel = vlm._last_selections[0]
+        sel = kw.selections[0]
         assert sel.extras["route"] == "before-pooling"
         if tokens > 32:  # every frame allotted: 8 clips of 4
             assert sel.extras["clips"].shape == (8, 4)
@@ -283,5 +282,40 @@ def test_aot_llm_grid_mode_and_intra_scale_warning() -> None:
     model, proc = fx.build("llava_onevision")
     vlm = wrap(model, proc, frames="uniform", tokens="aot", token_params={"grid": "llm"}, cache=False,
                encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=30))
-    vlm.prepare(fx.make_frames(4, seed=33), "x")
-    assert "route" not in vlm._last_selections[0].extras
+    assert "route" not in vlm.prepare(fx.make_frames(4, seed=33), "x").selections[0].extras
+
+
+# ------------------------------------------------------------------------ frame selectors
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava_onevision"])
+@pytest.mark.parametrize("frames", ["ktv", "quota", "f2c", "kframes", "peek"])
+def test_frame_selector_in_the_model_path(family: str, frames: str) -> None:
+    """The frames fed to the processor are the selector's own choice on the same candidate
+    features, and its per-frame allotments (KTV ladder, QuoTA quotas) and downscales (F2C)
+    reach the token grid: summed over each temporal group (Qwen), capped at native size."""
+    from vidsieve.types import FrameFeatures, Query
+
+    model, proc = fx.build(family)
+    video = fx.make_frames(12, 60, 80, seed=40, fps=2.0)
+    prompt = "is there a red ball ?"
+    budget = vidsieve.Budget(frames=6, tokens=40)
+    enc = fx.small_encoder()
+    emb, grid = enc.encode(video.pixels)
+    feats = FrameFeatures(embeddings=np.asarray(emb, np.float32), indices=video.indices, timestamps=video.timestamps,
+                          grid=grid, encoder=enc.cache_key(), fps=2.0, duration=float(video.indices[-1] + 1) / 2.0)
+    expect = vidsieve.create_selector(frames).select(feats, budget=budget, query=enc.embed_query(Query(text=prompt)))
+    vlm = wrap(model, proc, frames=frames, tokens="resize", cache=False, encoder=fx.small_encoder(), budget=budget)
+    kw = vlm.prepare(video, prompt)
+    assert vlm.last_stats.frame_indices == [expect.indices.tolist()]
+    sel = kw.selections[0]
+    h, w = sel.grid
+    k = len(expect.indices)
+    g = vlm.temporal_group
+    order = np.r_[np.arange(k), np.full(-k % g, k - 1)]
+    ft = expect.frame_tokens
+    if ft is not None:
+        allot = np.r_[ft, np.zeros(-k % g, np.int64)].reshape(-1, g).sum(1)
+        if expect.downscale is not None:
+            s = np.maximum(expect.downscale[order].reshape(-1, g).max(1), 1.0)
+            allot = np.minimum(allot, np.ceil(h / s).astype(int) * np.ceil(w / s).astype(int))
+        assert (sel.counts <= np.minimum(allot, h * w)).all()
+    assert sel.total + (1 if family == "llava_onevision" else 0) == vlm.last_stats.tokens[0] <= budget.tokens

@@ -60,7 +60,7 @@ class _Calls:
 
 
 def _logits(vlm: Any, kw: dict[str, Any]) -> torch.Tensor:
-    with torch.no_grad(), vlm.generation_context():
+    with torch.no_grad(), vlm.generation_context(kw):
         return vlm.model(**kw).logits
 
 
@@ -94,7 +94,7 @@ def test_encode_cache_is_bit_identical_and_skips_the_tower(family: str, tokens: 
     vlm = _wrap(family, tokens, budget)
     pv = vlm.select_frames(fx.make_frames(6, 60, 80, seed=3), PROMPT)
     ref_kw = vlm.prepare(pv, PROMPT)
-    ref_sel = [s.index for s in vlm._last_selections]
+    ref_sel = [s.index for s in ref_kw.selections]
     ref_logits = _logits(vlm, ref_kw)
     ref_ids = vlm.generate(pv, PROMPT, max_new_tokens=5, return_ids=True)
     ref_other = vlm.generate(pv, OTHER, max_new_tokens=5, return_ids=True)
@@ -113,8 +113,7 @@ def test_encode_cache_is_bit_identical_and_skips_the_tower(family: str, tokens: 
     assert torch.equal(_logits(vlm, kw), ref_logits)
     assert torch.equal(ids, ref_ids) and torch.equal(other, ref_other)
     # the token selection from replayed statistics is the same
-    vlm.prepare(pv, PROMPT, encode_cache=cache)
-    got_sel = [s.index for s in vlm._last_selections]
+    got_sel = [s.index for s in vlm.prepare(pv, PROMPT, encode_cache=cache).selections]
     assert all(torch.equal(a, b) for g, r in zip(got_sel, ref_sel, strict=True) for a, b in zip(g, r, strict=True))
 
 

@@ -48,8 +48,9 @@ vp = vidsieve.wrap(m, p, frames="uniform", tokens="ktv-tokens", budget=vidsieve.
 vp.generate(videos, PROMPTS, max_new_tokens=3)
 got = list(calls); h.remove()
 ids, att = inp["input_ids"], inp["attention_mask"].bool()
-new_att = vp.prepare(videos, PROMPTS)["attention_mask"].bool()
-for b, sel in enumerate(vp._last_selections):
+pkw = vp.prepare(videos, PROMPTS)
+new_att = pkw["attention_mask"].bool()
+for b, sel in enumerate(pkw.selections):
     keep = torch.ones(ids.shape[1], dtype=torch.bool)
     where = torch.nonzero(ids[b] == vp.video_token_id).squeeze(1)
     vk = sel.keep_mask().reshape(-1)

@@ -2,8 +2,7 @@
 
 Source: "QuoTA: Query-oriented Token Assignment via CoT Query Decouple for Long Video
 Comprehension" (arXiv 2503.08689) and the authors' released code (github.com/MAC-AutoML/QuoTA:
-``quota_pipeline.py``, ``core/llava_arch.py`` ``token_compress``); ``notes/methods.md``
-section 3. Scoring, prompts and CoT decoupling live in
+``quota_pipeline.py``, ``core/llava_arch.py`` ``token_compress``). Scoring, prompts and CoT decoupling live in
 :mod:`vidsieve.selectors.quota_scoring`.
 
 Steps:
@@ -35,6 +34,12 @@ if every ``n_i`` rounds to 0 (a token budget below the frame count), the best fr
 ``min(N_t, tokens_per_frame)``. ``sum(frame_tokens) <= N_t`` always (floors), and each entry is
 ``<= tokens_per_frame``. ``extras["grids"]`` gives the released target grid per kept frame
 (:func:`target_grid`) for a bilinear token assigner.
+
+In the model path (``vidsieve.wrap``) the frames are chosen from the candidate features before
+any model runs; the per-frame allotments become the token selector's allotment on the grid
+entering the LLM (summed over each Qwen temporal group of 2 frames); ``quota-assign`` realises
+them there. With ``vidsieve.adapters.scoring.use_vlm_quota`` the scorer is the wrapped VLM's
+(or a smaller one's) yes/no probability per frame, the released protocol.
 
 Deviations: the cap for all assigners (above); uniform sampling over the candidates rather
 than over every decoded frame; ``Selection.scores`` is None (only the sampled frames are

@@ -2,7 +2,7 @@
 
 Source: "QuoTA: Query-oriented Token Assignment via CoT Query Decouple for Long Video
 Comprehension" (arXiv 2503.08689) and the authors' released code (github.com/MAC-AutoML/QuoTA:
-``quota_pipeline.py``, ``tools/qwen2vl_batch.py``); ``notes/methods.md`` section 3.
+``quota_pipeline.py``, ``tools/qwen2vl_batch.py``).
 
 * :class:`FrameScorer` is the interface the selector calls: ``score(features, rows, objects=,
   query=) -> p`` with ``p`` float64 ``[len(rows)]`` in ``[0, 1]``.

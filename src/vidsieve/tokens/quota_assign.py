@@ -1,9 +1,16 @@
-"""QuoTA's token assignment: realise per-frame token quotas on the token grid (methods.md section 3).
+"""QuoTA's token assignment: realise per-frame token quotas on the token grid.
 
 QuoTA scores frames against the query (a frame selector's job), turns the scores into per-frame
 token counts (:func:`quota_allotment`, which the frame stage uses to fill
 ``TokenInput.allotment``), and then *assigns* those counts on each frame's grid; the
 ``quota-assign`` selector does that last step with one of QuoTA's four assigners.
+
+In the model path (``vidsieve.wrap``) it runs on the grid entering the LLM of every family:
+LLaVA-OneVision's pooled 14 x 14 (after the projector and the bilinear pooling), LLaVA-NeXT-
+Video's average-pooled 12 x 12, and Qwen's merged grid per temporal group of 2 frames (the
+quotas of a group's frames are summed). The released code assigns on LLaVA-Video's pooled grid
+too. Deviation: on Qwen the quota is realised per pair of frames, not per frame, because one
+token there covers two frames.
 """
 
 from __future__ import annotations

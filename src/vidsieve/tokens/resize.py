@@ -72,7 +72,13 @@ def downscaled_grid(h: int, w: int, s: float) -> tuple[int, int]:
     "f2c-resolution", "F2C: downscale each frame's grid by its clip's factor s (tokens ~ 1/s^2)."
 )
 class F2CResolutionSelector(TokenSelector):
-    """Applies ``TokenInput.downscale`` (F2C's per-frame factor ``s``, methods.md section 4).
+    """Applies ``TokenInput.downscale`` (F2C's per-frame factor ``s``).
+
+    In the model path (``vidsieve.wrap``) it resamples the grid entering the LLM (LLaVA-OneVision
+    14 x 14 after its own pooling, LLaVA-NeXT-Video 12 x 12, Qwen's merged grid per temporal
+    group of 2 frames, whose factor is the larger of the two). Deviation: the paper pools the
+    27 x 27 tower grid to ``ceil(27/s)``; resampling the pooled grid is the same resolution
+    change one pooling later (no released code to compare with).
 
     Frame ``f`` is resampled to ``ceil(h/s_f) x ceil(w/s_f)`` (LLaVA: "pool the feature grid to
     ceil(27/s)"); if that exceeds ``allotment[f]`` it shrinks further to the largest grid within
