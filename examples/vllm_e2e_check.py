@@ -153,6 +153,16 @@ def use_models(vidsieve_models: bool) -> None:
             ModelRegistry.register_model(arch, f"vllm.model_executor.models.{mod}:{arch}")
 
 
+def video_tokens(model_dir: Path, frames: np.ndarray, md: dict, kwargs: dict) -> int:
+    """Video tokens the model's own HF video processor gives these frames (t * h * w / 4)."""
+    from transformers import AutoProcessor
+
+    vp = AutoProcessor.from_pretrained(model_dir).video_processor
+    meta = {k: md[k] for k in ("total_num_frames", "fps", "frames_indices")}
+    out = vp(videos=[frames], video_metadata=[meta], do_sample_frames=False, return_tensors="pt", **kwargs)
+    return int(out["video_grid_thw"][0].prod()) // 4
+
+
 @contextlib.contextmanager
 def first_cells_as_evs(family: str):  # type: ignore[no-untyped-def]
     """Upstream's EVS mask replaced by: the first ``a_g`` raster cells of each temporal group,
@@ -219,10 +229,12 @@ class Engine:
         self.timings, self.name = timings, name
         self.model_class = self.llm.apply_model(lambda m: type(m).__name__)[0]
 
-    def generate(self, video: tuple[np.ndarray, dict]) -> Result:
+    def generate(self, video: tuple[np.ndarray, dict], mm_processor_kwargs: dict | None = None) -> Result:
         t0 = time.perf_counter()
-        out = self.llm.generate({"prompt": self.prompt(), "multi_modal_data": {"video": video}}, sampling(),
-                                use_tqdm=False)
+        req: dict = {"prompt": self.prompt(), "multi_modal_data": {"video": video}}
+        if mm_processor_kwargs:
+            req["mm_processor_kwargs"] = mm_processor_kwargs
+        out = self.llm.generate(req, sampling(), use_tqdm=False)
         self.timings.append((f"{self.name}: generate", time.perf_counter() - t0))
         return Result.of(out[0])
 
@@ -251,7 +263,7 @@ class Engine:
 def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, float]]) -> list[str]:
     import vidsieve
     from vidsieve.decoding import decode_frames, probe
-    from vidsieve.vllm import video_input
+    from vidsieve.vllm import prepare_video, video_input
 
     failures: list[str] = []
 
@@ -273,6 +285,8 @@ def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, fl
              "duration": meta.num_frames / meta.effective_fps, "frames_indices": list(md["frames_indices"]),
              "do_sample_frames": False, "video_backend": "opencv"})
 
+    small = prepare_video(video, frames="ktv", budget=vidsieve.Budget(frames=6, tokens=12), model=geometry,
+                          cache=False)
     other = video_input(video, frames="uniform-centered", budget=vidsieve.Budget(frames=6), model=geometry,
                         cache=False)
 
@@ -282,7 +296,14 @@ def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, fl
     up0 = e.generate((frames, md))
     byhand = e.generate(hand)
     elsewhere = e.generate(other)
+    resized = e.generate(small.as_tuple(), small.mm_processor_kwargs)
     e.close()
+    n_full, n_small = video_tokens(model_dir, frames, md, {}), video_tokens(model_dir, *small.as_tuple(),
+                                                                              small.mm_processor_kwargs)
+    check("token budget: one resize, kept by vLLM's processor",
+          n_small <= 12 and up0.prompt_len - resized.prompt_len == n_full - n_small,
+          f"frames {frames.shape[1:3]} -> {small.frames.shape[1:3]}, video tokens {n_full} -> {n_small}, "
+          f"prompt {up0.prompt_len} -> {resized.prompt_len}")
     check("sensitivity: other frames give other log-probabilities", not up0.same(elsewhere),
           f"ktv frames {md['frames_indices']}: {up0}; uniform-centered {other[1]['frames_indices']}: {elsewhere}")
     check("client-side selection == frames by hand", up0.same(byhand), f"{up0} vs {byhand}")
