@@ -38,14 +38,16 @@ on the tower's attention modules that exist only inside :meth:`VideoLLM.capture_
 each hook recomputes q and k as the module does (Qwen: rotary applied, per attention segment)
 and calls ``vidsieve.kernels.attention_received``; the per-patch statistics are mapped onto the
 LLM grid with the model's own reduction (Qwen: sum over each 2x2 merge window; LLaVA-OneVision:
-the same bilinear pooling; LLaVA-NeXT-Video: the same average pooling). The layers come from
-the token selector (an ``attention_layers`` attribute, else its ``*_layer`` parameters).
+the same bilinear pooling; LLaVA-NeXT-Video: the same average pooling). What is captured comes
+from the token selector's ``tower_request`` (:mod:`.tower_stats`); a selector asking for
+``pre_pool`` runs before the family's pooling where the family pools after the projector
+(LLaVA-OneVision: :meth:`VideoLLM.pre_pool_selections`).
 
-transformers 4.x (no ``mm_encoder_outputs``; detected with ``inspect.signature``): Qwen models
-get ``get_video_features``/``get_rope_index`` overridden on the instance inside
-:meth:`VideoLLM.generation_context` (4.x drops user ``position_ids`` during generation); LLaVA
-models get ``inputs_embeds`` and, for original positions, a forward pre-hook on the language
-model. Checked with transformers 4.57.6 (``tests/test_adapters_tf4.py``).
+transformers 4.x (no ``mm_encoder_outputs``; detected with ``inspect.signature``): see
+:mod:`.legacy`. Modules: :mod:`.frames` (chosen frames, grouping), :mod:`.tower_stats` (what
+a token selector reads from the tower, and the hooks), :mod:`.sequence` (pruning and
+re-padding, :class:`~.sequence.ModelInputs`), :mod:`.stats` (:class:`Stats`,
+:class:`EncodeCache`), :mod:`.legacy`; this module holds :class:`VideoLLM`, the route itself.
 """
 
 from __future__ import annotations

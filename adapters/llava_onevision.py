@@ -16,10 +16,7 @@ index; ``"compact"`` renumbers ``0..L'-1``.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -28,11 +25,11 @@ import torch.nn.functional as F
 from vidsieve.registry import register_adapter
 from vidsieve.tokens.base import TokenInput, TokenSelection
 
-from .base import PreparedVideo, VideoLLM, VideoTokens
-from .sequence import ModelInputs
+from .base import PreparedVideo, VideoTokens
+from .legacy import LlavaLegacyRoute
 
 
-class LlavaVideoLLM(VideoLLM):
+class LlavaVideoLLM(LlavaLegacyRoute):
     """Shared LLaVA-family logic: SigLIP/CLIP towers, 1-D positions, fixed-size frames."""
 
     #: tokens after the frame grids in each video's placeholder run.
@@ -64,59 +61,6 @@ class LlavaVideoLLM(VideoLLM):
 
     def _video_features(self, pv: torch.Tensor) -> Any:
         return self.inner.get_video_features(pixel_values_videos=pv, return_dict=True)
-
-    def _legacy_features(self, pv: torch.Tensor) -> Any:
-        """transformers 4.x: ``get_video_features`` returns the frame grids only (OneVision's
-        newline is appended in ``forward``); append it here so the layout matches 5.x."""
-        cfg = self.model.config
-        res = self.inner.get_video_features(pixel_values=pv, vision_feature_layer=cfg.vision_feature_layer,
-                                            vision_feature_select_strategy=cfg.vision_feature_select_strategy)
-        per_video = [r.reshape(-1, r.shape[-1]) for r in res]
-        if self.n_tail:
-            nl = self.inner.image_newline
-            per_video = [torch.cat([v, nl[None].to(v.device, v.dtype)]) for v in per_video]
-        return SimpleNamespace(pooler_output=per_video)
-
-    def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
-                      keeps: list[torch.Tensor], enc: Any) -> ModelInputs:
-        """transformers 4.x: the kept features are scattered into ``inputs_embeds`` here (the
-        model's own ``masked_scatter``); with ``positions="original"`` a forward pre-hook on the
-        language model (inside :meth:`legacy_context`) gives the prompt its original positions
-        and shifts each decode step's positions by the row's pruned count."""
-        dev = self._device()
-        ids, att = out["input_ids"], out["attention_mask"]
-        emb = self.model.get_input_embeddings()(ids.to(dev))
-        mask = (ids == self.video_token_id).to(dev)[..., None]
-        emb = emb.masked_scatter(mask, torch.cat(feats).to(dev, emb.dtype))
-        pos = out["position_ids"]
-        offset = torch.stack([pos[b, -1] - (att[b].sum() - 1) for b in range(ids.shape[0])])
-        return ModelInputs({"input_ids": ids, "inputs_embeds": emb, "attention_mask": att},
-                           legacy_state={"pos": pos, "offset": offset})
-
-    @contextlib.contextmanager
-    def legacy_context(self, state: dict[str, Any] | None) -> Iterator[None]:
-        if self.positions != "original" or state is None:
-            yield
-            return
-        st = state
-
-        def hook(module: Any, args: tuple, kwargs: dict) -> Any:
-            pos = kwargs.get("position_ids")
-            if pos is None:
-                return None
-            e = pos.shape[0] // st["pos"].shape[0]
-            if pos.shape[-1] == st["pos"].shape[-1]:  # the prompt
-                new = st["pos"].repeat_interleave(e, 0)
-            else:  # decode steps: 4.x numbers them attention_mask.cumsum - 1
-                new = pos + st["offset"].repeat_interleave(e, 0)[:, None].to(pos.device)
-            kwargs["position_ids"] = new.to(pos.device)
-            return args, kwargs
-
-        h = self.inner.language_model.register_forward_pre_hook(hook, with_kwargs=True)
-        try:
-            yield
-        finally:
-            h.remove()
 
     def _grid_side(self, n_per_frame: int) -> tuple[int, int]:
         s = math.isqrt(n_per_frame)

@@ -12,22 +12,19 @@ unpruned sequence.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import sys
-from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from vidsieve.registry import register_adapter
 
-from .base import AdapterError, VideoLLM, VideoTokens, accepts
-from .sequence import ModelInputs
+from .base import AdapterError, VideoTokens, accepts
+from .legacy import QwenLegacyRoute
 
 
-class QwenVideoLLM(VideoLLM):
+class QwenVideoLLM(QwenLegacyRoute):
     """Shared Qwen2/2.5/3-VL logic."""
 
     temporal_group = 2
@@ -49,14 +46,9 @@ class QwenVideoLLM(VideoLLM):
     def encode(self, inputs: dict[str, Any]) -> tuple[Any, list[VideoTokens]]:
         pv, thw = inputs["pixel_values_videos"], inputs["video_grid_thw"]
         dev = next(self.model.parameters()).device
-        if self.legacy:  # 4.x: a tuple per video (Qwen3: plus a deepstack list of [N, D])
-            res = self.inner.get_video_features(pv.to(dev), thw.to(dev))
-            feats, deep = (res[0], res[1]) if len(res) == 2 and isinstance(res[1], list) else (res, None)
-            sizes = [int(f.shape[0]) for f in feats]
-            enc: Any = SimpleNamespace(
-                pooler_output=tuple(feats),
-                deepstack_features=None if deep is None else [tuple(torch.split(d, sizes)) for d in deep],
-            )
+        enc: Any
+        if self.legacy:
+            enc = self._legacy_features(pv.to(dev), thw.to(dev))
         else:
             enc = self.inner.get_video_features(pv.to(dev), thw.to(dev), return_dict=True)
         m = self.merge
@@ -86,53 +78,6 @@ class QwenVideoLLM(VideoLLM):
         else:
             raise AdapterError(f"Unsupported get_rope_index signature: {inspect.signature(fn)}.")
         return torch.cat([text[None], vis.to(text.dtype)], dim=0)
-
-    # ---- transformers 4.x: instance overrides inside a context manager
-    def legacy_kwargs(self, inputs: dict[str, Any], out: dict[str, Any], feats: list[torch.Tensor],
-                      keeps: list[torch.Tensor], enc: Any) -> ModelInputs:
-        """4.x drops user ``position_ids`` in ``prepare_inputs_for_generation`` and has no
-        ``mm_encoder_outputs``: generation passes the original pixels and grids, and
-        :meth:`legacy_context` makes ``get_video_features`` return the kept features and
-        ``get_rope_index`` the kept tokens' original positions (deltas for the decode steps
-        follow 4.x's rule ``position = cache_position + delta``)."""
-        att = out["attention_mask"]
-        vis = out["position_ids"][1:]
-        length = att.shape[1]
-        deltas = torch.stack([vis[:, b, att[b].bool()].max() + 1 - length for b in range(att.shape[0])])
-        deep = None
-        if getattr(enc, "deepstack_features", None) is not None:
-            deep = [[d[k.to(d.device)] for d, k in zip(layer, keeps)] for layer in enc.deepstack_features]
-        state = {"pos": vis, "deltas": deltas.reshape(-1, 1), "feats": feats, "deep": deep}
-        kw = {"input_ids": out["input_ids"], "attention_mask": att,
-              "pixel_values_videos": inputs["pixel_values_videos"], "video_grid_thw": inputs["video_grid_thw"]}
-        for key in self.rope_extra_keys:
-            if key in inputs:
-                kw[key] = inputs[key]
-        return ModelInputs(kw, legacy_state=state)
-
-    @contextlib.contextmanager
-    def legacy_context(self, state: dict[str, Any] | None) -> Iterator[None]:
-        if state is None:
-            raise AdapterError("The transformers 4.x Qwen route needs the prepare() result's legacy_state.")
-        st, inner, dev = state, self.inner, self._device()
-
-        def get_rope_index(input_ids: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            e = input_ids.shape[0] // st["pos"].shape[1]  # beams / num_return_sequences
-            return st["pos"].repeat_interleave(e, dim=1).to(dev), st["deltas"].repeat_interleave(e, 0).to(dev)
-
-        def get_video_features(pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor | None = None) -> Any:
-            n = len(st["feats"])
-            e = (len(video_grid_thw) // n) if video_grid_thw is not None else 1
-            feats = tuple(f.to(dev) for f in st["feats"] for _ in range(e))
-            if st["deep"] is None:
-                return feats
-            return feats, [torch.cat([d.to(dev) for d in layer for _ in range(e)]) for layer in st["deep"]]
-
-        inner.get_rope_index, inner.get_video_features = get_rope_index, get_video_features
-        try:
-            yield
-        finally:
-            del inner.get_rope_index, inner.get_video_features
 
     # ---- vision-tower statistics (attention received per token)
     def tower_modules(self) -> list[tuple[int, torch.nn.Module]]:
