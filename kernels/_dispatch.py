@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 import torch
 
 from vidsieve.errors import ParameterError
+from vidsieve.params import Choice, check_param
 
 __all__ = [
     "BACKENDS",
@@ -70,11 +71,7 @@ def interpreter_enabled() -> bool:
 
 
 def _requested(op: str, backend: str) -> tuple[str, str]:
-    if backend not in BACKENDS:
-        raise ParameterError(
-            f"The 'backend' parameter of {op} must be a str among {list(BACKENDS)}. "
-            f"Got {backend!r} instead."
-        )
+    check_param(op, "backend", backend, [Choice(*BACKENDS)])
     if backend != "auto":
         return backend, "argument"
     env = os.environ.get(ENV_VAR, "").strip().lower()

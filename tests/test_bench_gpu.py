@@ -44,12 +44,13 @@ def test_tiny_run_measures_every_section(tiny_run: tuple[int, Path]) -> None:
     bw = next(r for r in ok if r["section"] == "bandwidth")
     assert float(bw["gbs"]) > 0
     kern = [r for r in ok if r["section"] == "kernels"]
-    # every op, both dtypes (Sinkhorn in float32), eager and compiled, compared with eager
+    # every op of the op table in each of its dtypes, eager and compiled, compared with eager
+    from vidsieve.kernels._ops import OPS
+
     got = {(r["op"], r["dtype"], r["backend"].split("(")[0]) for r in kern}
-    for op in ("ktv_token_scores", "attention_received"):
-        for dt in ("bfloat16", "float32"):
-            assert {(op, dt, "eager reference"), (op, dt, "torch.compile")} <= got
-    assert ("sinkhorn[per_problem]", "float32", "torch.compile") in got
+    for o in OPS:
+        for dt in {"bfloat16", "float32"} & {str(d).replace("torch.", "") for d in o.dtypes}:
+            assert {(o.name, dt, "eager reference"), (o.name, dt, "torch.compile")} <= got, (o.name, dt)
     for r in kern:
         assert float(r["median_ms"]) > 0 and float(r["p20_ms"]) <= float(r["p80_ms"])
         assert float(r["pct_of_copy_bw"]) >= 0 and float(r["gbs"]) > 0

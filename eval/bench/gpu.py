@@ -60,21 +60,6 @@ from ._csv import write_csv
 KEEP = (1.0, 0.5, 0.25, 0.1)
 STAGES = ("features", "decode", "encode", "select", "prefill")
 
-#: kernel shape sets: name -> (KTV scores [F, L, D], attention received [B, H, L, d], Sinkhorn [B, N, M])
-SHAPES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int, int], tuple[int, int, int]]] = {
-    # SigLIP-so400m grid, 64 frames; 16 heads of 72; AOT's 729 tokens x 108 anchors per frame
-    "llava-ov": ((64, 729, 1152), (64, 16, 729, 72), (64, 729, 108)),
-    # Qwen2.5-VL ViT at 504 x 504 frames (36 x 36 patches), 32 frame pairs; 16 heads of 80
-    "qwen2.5-vl": ((32, 1296, 1280), (32, 16, 1296, 80), (32, 1296, 144)),
-    # LLaVA-Video: 64 frames pooled to 13 x 13 tokens at the LLM width (Qwen2-7B)
-    "llava-video": ((64, 169, 3584), (64, 28, 169, 128), (64, 169, 32)),
-}
-TINY_SHAPES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int, int], tuple[int, int, int]]] = {
-    "llava-ov": ((2, 49, 40), (2, 2, 49, 16), (2, 49, 12)),
-    "qwen2.5-vl": ((2, 37, 24), (1, 2, 37, 8), (2, 37, 9)),
-}
-
-
 # ------------------------------------------------------------------------------- results
 
 
@@ -198,17 +183,29 @@ def nominal_gbs(dev: torch.device) -> float | None:
 # ------------------------------------------------------------------------------- kernels
 
 
-def kernel_cases(shape_set: str, shapes: tuple[tuple[int, int, int], tuple[int, int, int, int], tuple[int, int, int]],
-                 dev: torch.device, dtype: torch.dtype) -> list[Any]:
-    """The benchmark cases (``kernels.Case``) of every op at one shape set and dtype (Sinkhorn,
-    whose cost matrix is float32 in AOT, only with float32)."""
+def shape_sets() -> list[str]:
+    """Shape sets the op table benchmarks (``llava-ov``, ``qwen2.5-vl``, ``llava-video``, ...)."""
+    from vidsieve.kernels._ops import OPS
+
+    return list(dict.fromkeys(s for o in OPS for s in o.bench_shapes))
+
+
+def kernel_cases(shape_set: str, dev: torch.device, dtype: torch.dtype, tiny: bool, compile_backend: str) -> list[Any]:
+    """Benchmark cases (``kernels.Case``) of every op-table entry at one shape set and dtype.
+    With ``tiny`` each op uses one of its small odd test shapes instead."""
+    from vidsieve.kernels._ops import OPS
+
     from . import kernels as kb
 
-    (f, length, d), (b, h, la, hd), (bs, n, m) = shapes
-    d_ = str(dev)
-    cases = [kb._ktv_case(shape_set, f, length, d, d_, dtype), kb._attn_case(shape_set, b, h, la, hd, d_, dtype)]
-    if dtype == torch.float32:
-        cases.append(kb._sinkhorn_case(shape_set, bs, n, m, "per_problem", d_, dtype))
+    cases = []
+    for o in OPS:
+        if dtype not in o.dtypes or shape_set not in o.bench_shapes:
+            continue
+        if tiny:
+            shape = o.test_shapes[shape_sets().index(shape_set) % len(o.test_shapes)]
+        else:
+            shape = o.bench_shapes[shape_set]
+        cases.append(kb.op_case(o, shape_set, shape, str(dev), dtype, compile_backend))
     return cases
 
 
@@ -225,9 +222,9 @@ def triton_runs(dev: torch.device) -> tuple[bool, str]:
 
 
 def _max_err(a: Any, b: Any) -> float:
-    ta = a.plan if hasattr(a, "plan") else a
-    tb = b.plan if hasattr(b, "plan") else b
-    return float((ta.float() - tb.float()).abs().max())
+    from vidsieve.kernels._ops import plan_of
+
+    return float((plan_of(a).float() - plan_of(b).float()).abs().max())
 
 
 @dataclass
@@ -242,18 +239,16 @@ class KernelState:
 def run_kernels(res: Results, args: argparse.Namespace, dev: torch.device, copy_gbs: float | None,
                 deadline: Callable[[], float], backends: tuple[str, ...], state: KernelState) -> None:
     """Time ``backends`` on every case (building the cases on the first pass)."""
+    compile_backend = args.compile_backend or ("eager" if args.tiny else "inductor")
     if not state.cases:
-        shape_table = TINY_SHAPES if args.tiny else SHAPES
-        for shape_set in [s for s in args.shape_sets if s in shape_table]:
+        for shape_set in args.shape_sets:
             for dtype in (torch.bfloat16, torch.float32):
                 try:
-                    state.cases += [(shape_set, c) for c in kernel_cases(shape_set, shape_table[shape_set], dev, dtype)]
+                    state.cases += [(shape_set, c) for c in kernel_cases(shape_set, dev, dtype, args.tiny, compile_backend)]
                 except Exception as exc:
                     res.add({"section": "kernels", "shape_set": shape_set, "dtype": str(dtype).replace("torch.", ""),
                              "status": "failed", "note": f"inputs: {type(exc).__name__}: {exc}"[:500]})
     can_triton, why_not = triton_runs(dev)
-    compile_backend = args.compile_backend or ("eager" if args.tiny else "inductor")
-    compiled: dict[Any, Callable[..., Any]] = {}
     names = {"torch": "eager reference", "compile": f"torch.compile(reference, {compile_backend})", "triton": "triton"}
     for shape_set, case in state.cases:
         for backend in backends:
@@ -271,7 +266,7 @@ def run_kernels(res: Results, args: argparse.Namespace, dev: torch.device, copy_
             if backend != "torch" and id(case) not in state.eager:
                 res.add({**row, "status": "skipped", "note": "no eager reference result to compare with"})
                 continue
-            fn = _compile_call(case, compiled, compile_backend) if backend == "compile" else case.run[backend]
+            fn = case.run[backend]
             try:
                 t0 = time.perf_counter()
                 out = fn()
@@ -297,24 +292,6 @@ def run_kernels(res: Results, args: argparse.Namespace, dev: torch.device, copy_
             print(f"  {case.op:22s} {shape_set:11s} {row['dtype']:8s} {backend:8s} {med:9.3f} ms "
                   f"[{row['p20_ms']}, {row['p80_ms']}] {gbs:8.1f} GB/s ({row['pct_of_copy_bw'] or '?'}% of copy) "
                   f"x{row['speedup_vs_eager']}")
-
-
-def _compile_call(case: Any, cache: dict[Any, Callable[..., Any]], backend: str) -> Callable[[], Any]:
-    """``case.run["compile"]`` rebuilt around ``torch.compile(reference, backend=...)``."""
-    from . import kernels as kb
-
-    if backend == "inductor":
-        return case.run["compile"]  # kernels.py's own compiled reference (inductor)
-    orig = kb._compiled
-
-    def call() -> Any:
-        kb._compiled = lambda fn: cache.setdefault(fn, torch.compile(fn, backend=backend, dynamic=False))
-        try:
-            return case.run["compile"]()
-        finally:
-            kb._compiled = orig
-
-    return call
 
 
 # ------------------------------------------------------------------------------- models
@@ -616,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tiny", action="store_true", help="the same code on CPU-sized inputs, in seconds")
     ap.add_argument("--sections", nargs="+", default=["bandwidth", "kernels", "ttft"],
                     choices=["bandwidth", "kernels", "ttft"])
-    ap.add_argument("--shape-sets", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    sets = shape_sets()
+    ap.add_argument("--shape-sets", nargs="+", default=[s for s in sets if s != "ktv"], choices=sets)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--keep", type=float, nargs="+", default=list(KEEP), help="shares of visual tokens kept")
     ap.add_argument("--tokens", default="ktv-tokens", help="token selector for the kept < 100%% rows")

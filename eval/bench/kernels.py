@@ -1,13 +1,10 @@
 """Benchmark the vidsieve kernels: Triton vs the PyTorch reference vs torch.compile(reference).
 
-Shapes (``--shapes``):
-
-* ``llava-ov``: KTV scores on 64 frames x 729 tokens x 1152 (SigLIP grid, LLaVA-OneVision);
-  attention received for SigLIP (64 frames, 16 heads, 729 tokens, head dim 72); AOT Sinkhorn
-  (32 frames, 729 tokens x 108 anchors, eps 0.1, both stop rules).
-* ``qwen``: Qwen2.5-VL-like: KTV scores on 32 frame pairs x 256 tokens x 3584 (LLM width);
-  ViT full-attention layer, 32 frame pairs x 16 heads x 1024 patches x 80; Sinkhorn 64 x 256 x 64.
-* ``ktv``: released KTV setting, 6 frames x 576 x 1024 (CLIP-L/336 penultimate layer).
+Cases come from the op table (:mod:`vidsieve.kernels._ops`): every op at every shape set it
+lists (``--shapes``): ``llava-ov`` (SigLIP grid, 64 frames: KTV 64 x 729 x 1152, attention
+64 x 16 heads x 729 x 72, AOT Sinkhorn 64 x 729 x 108), ``qwen2.5-vl`` (ViT at 504 x 504,
+32 frame pairs: 32 x 1296 x 1280, 16 heads of 80), ``llava-video`` (13 x 13 pooled tokens at
+the LLM width, 64 frames: 64 x 169 x 3584) and ``ktv`` (released setting, 6 x 576 x 1024).
 
 Times are medians with 20th/80th percentiles over ``--repeats`` calls (after warm-up; CUDA
 events around each call on GPU, ``perf_counter`` on CPU), measured in one run for every
@@ -39,12 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from vidsieve.kernels.attention_received import attention_received
-from vidsieve.kernels.attention_received.reference import attention_received_ref
-from vidsieve.kernels.sinkhorn import sinkhorn
-from vidsieve.kernels.sinkhorn.reference import prepare_marginals, sinkhorn_ref
-from vidsieve.kernels.token_scores import ktv_token_scores
-from vidsieve.kernels.token_scores.reference import ktv_token_scores_ref
+from vidsieve.kernels._ops import OPS, Op
 
 from vidsieve.devices import resolve_device
 from vidsieve.versions import git_commit, machine, package_versions
@@ -83,100 +75,48 @@ class Case:
     flops: float = 0.0
 
 
-def _ktv_case(shape_set: str, f: int, length: int, d: int, dev: str, dtype: torch.dtype) -> Case:
-    x = torch.randn(f, length, d, device=dev).to(dtype)
-    imp = torch.rand(f, length, device=dev)
-    ref = ktv_token_scores_ref
-    e = x.element_size()
-    return Case(
-        op="ktv_token_scores",
-        shape_set=shape_set,
-        shape=f"F={f} L={length} D={d}",
-        dtype=dtype,
-        run={
-            "torch": lambda: ref(x, imp, 0.2),
-            "compile": lambda: _compiled(ref)(x, imp, 0.2),
-            "triton": lambda: ktv_token_scores(x, imp, 0.2, backend="triton"),
-        },
-        nbytes=f * length * d * e + f * length * 4 * 2,
-        bytes_formula=f"F*L*D*{e} (x) + F*L*4 (importance) + F*L*4 (scores)",
-    )
-
-
-def _attn_case(
-    shape_set: str, b: int, h: int, length: int, d: int, dev: str, dtype: torch.dtype
-) -> Case:
-    q = torch.randn(b, h, length, d, device=dev).to(dtype)
-    k = torch.randn(b, h, length, d, device=dev).to(dtype)
-    scale = 1 / math.sqrt(d)
-    ref = attention_received_ref
-    e = q.element_size()
-    return Case(
-        op="attention_received",
-        shape_set=shape_set,
-        shape=f"B={b} H={h} L={length} d={d}",
-        dtype=dtype,
-        run={
-            "torch": lambda: ref(q, k, scale),
-            "compile": lambda: _compiled(ref)(q, k, scale),
-            "triton": lambda: attention_received(q, k, backend="triton"),
-        },
-        nbytes=2 * b * h * length * d * e + b * length * 4,
-        bytes_formula=f"2*B*H*L*d*{e} (q, k) + B*L*4 (out)",
-        flops=2 * 2.0 * b * h * length * length * d,  # two QK^T passes (kernel); reference: one
-    )
-
-
-def _sinkhorn_case(
-    shape_set: str, b: int, n: int, m: int, stop: str, dev: str, dtype: torch.dtype
-) -> Case:
-    cost = (torch.rand(b, n, m, device=dev) * 2).to(dtype)
-    log_a, log_b = prepare_marginals(cost, None, None, None, None, torch.float32)
-    ref = sinkhorn_ref
-    tol = 1e-2 if stop == "released" else 1e-3
-    e = cost.element_size()
-    return Case(
-        op=f"sinkhorn[{stop}]",
-        shape_set=shape_set,
-        shape=f"B={b} N={n} M={m} eps=0.1 tol={tol:g} max_iter=100",
-        dtype=dtype,
-        run={
-            "torch": lambda: ref(cost, log_a, log_b, 0.1, 100, tol, stop).plan,
-            "compile": lambda: _compiled(ref)(cost, log_a, log_b, 0.1, 100, tol, stop).plan,
-            "triton": lambda: sinkhorn(cost, stop=stop, tol=tol, backend="triton"),
-        },
-        nbytes=b * n * m * (e + 4),
-        bytes_formula=f"B*N*M*{e} (cost, once) + B*N*M*4 (plan); iterations re-read the cost",
-    )
-
-
 _COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
-def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, dynamic=False)
-    return _COMPILED[fn]
+def _compiled(fn: Callable[..., Any], backend: str = "inductor") -> Callable[..., Any]:
+    key = (fn, backend)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(fn, dynamic=False, backend=backend)  # type: ignore[index]
+    return _COMPILED[key]  # type: ignore[index]
+
+
+def op_case(o: Op, shape_set: str, shape: tuple[int, ...], dev: str, dtype: torch.dtype,
+            compile_backend: str = "inductor") -> Case:
+    """A benchmark case of one op-table entry: eager reference, compiled reference, Triton."""
+    inputs = o.build(shape, dtype, dev, 0)
+    nbytes, formula = o.moved_bytes(inputs)
+    flops = 0.0
+    if o.name == "attention_received":
+        b, h, length, d = shape
+        flops = 2 * 2.0 * b * h * length * length * d  # two QK^T passes (kernel); reference: one
+    return Case(
+        op=o.name, shape_set=shape_set, shape=o.shape_text(shape), dtype=dtype,
+        run={
+            "torch": lambda: o.run_reference(inputs),
+            "compile": lambda: _compiled(o.run_reference, compile_backend)(inputs),
+            "triton": lambda: o.run(inputs, "triton"),
+        },
+        nbytes=nbytes, bytes_formula=formula, flops=flops,
+    )
 
 
 def make_cases(shape_sets: list[str], dev: str, dtype: torch.dtype, small: bool) -> list[Case]:
-    """small: shrink the batch dims (frames/heads) for a quick CPU run; shapes per frame stay."""
-
-    def s(v: int) -> int:
-        return max(1, v // 8) if small else v
-
+    """Every op-table entry at each requested shape set it has. small: divide the batch
+    dimension (frames / problems) by 8 for a quick CPU run; per-frame shapes stay."""
     cases: list[Case] = []
-    if "llava-ov" in shape_sets:
-        cases.append(_ktv_case("llava-ov", s(64), 729, 1152, dev, dtype))
-        cases.append(_attn_case("llava-ov", s(64), 16, 729, 72, dev, dtype))
-        for stop in ("per_problem", "released"):
-            cases.append(_sinkhorn_case("llava-ov", s(32), 729, 108, stop, dev, torch.float32))
-    if "qwen" in shape_sets:
-        cases.append(_ktv_case("qwen", s(32), 256, 3584, dev, dtype))
-        cases.append(_attn_case("qwen", s(32), 16, 1024, 80, dev, dtype))
-        cases.append(_sinkhorn_case("qwen", s(64), 256, 64, "per_problem", dev, torch.float32))
-    if "ktv" in shape_sets:
-        cases.append(_ktv_case("ktv", 6, 576, 1024, dev, dtype))
+    for shape_set in shape_sets:
+        for o in OPS:
+            if shape_set not in o.bench_shapes:
+                continue
+            shape = o.bench_shapes[shape_set]
+            if small:
+                shape = (max(1, shape[0] // 8), *shape[1:])
+            cases.append(op_case(o, shape_set, shape, dev, dtype if dtype in o.dtypes else torch.float32))
     return cases
 
 
@@ -243,8 +183,8 @@ def device_info(peak_override: float | None) -> tuple[str, float | None, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vidsieve bench kernels", description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="directory for kernels.csv")
-    ap.add_argument("--shapes", nargs="+", default=["llava-ov", "qwen", "ktv"],
-                    choices=["llava-ov", "qwen", "ktv"])  # fmt: skip
+    ap.add_argument("--shapes", nargs="+", default=["llava-ov", "qwen2.5-vl", "llava-video", "ktv"],
+                    choices=sorted({s for o in OPS for s in o.bench_shapes}))  # fmt: skip
     ap.add_argument("--repeats", type=int, default=50, help="timed calls per backend (GPU)")
     ap.add_argument("--budget-s", type=float, default=10.0, help="most seconds timing one backend")
     ap.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None,

@@ -13,6 +13,7 @@ import math
 import torch
 
 from vidsieve.errors import ParameterError
+from vidsieve.params import Float, check_param
 
 from .._dispatch import call_triton, choose_backend
 from .reference import attention_received_ref, cls_attention_ref
@@ -26,10 +27,7 @@ TRITON_MAX_HEAD_DIM = 256
 def _resolve_scale(op: str, scale: float | None, d: int) -> float:
     if scale is None:
         return 1.0 / math.sqrt(d)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        raise ParameterError(
-            f"The 'scale' parameter of {op} must be a finite float or None. Got {scale!r} instead."
-        )
+    check_param(op, "scale", scale, [Float()])
     return float(scale)
 
 

@@ -8,12 +8,10 @@ per problem), the PyTorch reference elsewhere; see :mod:`vidsieve.kernels._dispa
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from vidsieve.errors import ParameterError
+from vidsieve.params import Choice, Float, Int, check_param
 
 from .._dispatch import call_triton, choose_backend
 from .reference import SinkhornResult, prepare_marginals, sinkhorn_ref
@@ -67,27 +65,10 @@ def sinkhorn_result(
     for v in (a, b, row_mask, col_mask):
         if v is not None and v.device != cost.device:
             raise ParameterError(f"sinkhorn: all inputs must be on {cost.device}; got {v.device}.")
-    if (
-        isinstance(eps, bool)
-        or not isinstance(eps, numbers.Real)
-        or not (math.isfinite(eps) and eps > 0)
-    ):
-        raise ParameterError(
-            f"The 'eps' parameter of sinkhorn must be a float > 0. Got {eps!r} instead."
-        )
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ParameterError(
-            f"The 'max_iter' parameter of sinkhorn must be an int >= 0. Got {max_iter!r} instead."
-        )
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise ParameterError(
-            f"The 'tol' parameter of sinkhorn must be a float >= 0. Got {tol!r} instead."
-        )
-    if stop not in STOP_RULES:
-        raise ParameterError(
-            f"The 'stop' parameter of sinkhorn must be a str among {list(STOP_RULES)}. "
-            f"Got {stop!r} instead."
-        )
+    check_param("sinkhorn", "eps", eps, [Float(gt=0.0)])
+    check_param("sinkhorn", "max_iter", max_iter, [Int(ge=0)])
+    check_param("sinkhorn", "tol", tol, [Float(ge=0.0)])
+    check_param("sinkhorn", "stop", stop, [Choice(*STOP_RULES)])
     if not bool(torch.isfinite(cost).all()):
         raise ParameterError("sinkhorn: cost must be finite (mask entries instead of using inf).")
     if cost.numel() == 0:

@@ -7,11 +7,10 @@ for the exact definition. Triton on CUDA tensors, the PyTorch reference elsewher
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from vidsieve.errors import ParameterError
+from vidsieve.params import Float, check_param
 
 from .._dispatch import call_triton, choose_backend
 from .reference import ktv_redundancy_ref, ktv_token_scores_ref
@@ -74,15 +73,7 @@ def ktv_token_scores(
             f"ktv_token_scores: importance must be a tensor of shape {tuple(x.shape[:2])} "
             f"[F, L]; got {getattr(importance, 'shape', type(importance).__name__)}."
         )
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0)
-    ):
-        raise ParameterError(
-            f"The 'alpha' parameter of ktv_token_scores must be a float in [0, 1]. "
-            f"Got {alpha!r} instead."
-        )
+    check_param("ktv_token_scores", "alpha", alpha, [Float(ge=0.0, le=1.0)])
     if importance.device != x.device:
         raise ParameterError(
             f"ktv_token_scores: x is on {x.device} but importance is on {importance.device}."
