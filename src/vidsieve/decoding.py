@@ -12,6 +12,10 @@ decoding pixels, so variable-frame-rate video gets its true times. decord report
 millisecond; a stream whose times all lie within 1 ms of ``index / fps`` is constant-rate and
 gets the exact ``index / fps``.
 
+Long videos: chunks can be decoded by parallel readers (``threads=``, pixel-identical to one
+reader), and candidates can be key frames (``candidate_frames(..., source="keyframes"|"auto")``),
+each of which decodes on its own instead of costing every frame since the previous key frame.
+
 Every failure a user can cause (missing file, not a video, truncated or corrupt file, zero
 frames, indices past the end) raises a :class:`~vidsieve.errors.VideoError` subclass with one
 clean line that says which file and what is wrong: decord's wall-clock and source-file
