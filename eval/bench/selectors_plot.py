@@ -19,7 +19,7 @@ def plot_title(meta: dict[str, Any]) -> str:
 
 
 _PANELS = (
-    ("coverage", "scene coverage (distinct looks; band: 95 % CI over videos)", False),
+    ("coverage", "scene coverage (distinct looks; bars: 95 % CI over videos)", False),
     ("coverage_occ", "scene coverage (occurrences)", False),
     ("needle_recall", "needle temporal recall", False),
     ("needle_f1", "needle temporal F1", False),
@@ -31,7 +31,7 @@ _PANELS = (
 def plot_summary(summary: list[dict[str, Any]], path: Path, title: str = "",
                  real: list[dict[str, Any]] | None = None) -> Path:
     """One panel per metric (metric vs budget, one line per selector; uniform dashed black),
-    shaded 95 % intervals over videos where the summary has them, and with ``real`` rows a
+    95 % intervals over videos as error bars where the summary has them, and with ``real`` rows a
     last panel of scene coverage on the real offline clips."""
     import matplotlib
 
@@ -61,6 +61,7 @@ def plot_summary(summary: list[dict[str, Any]], path: Path, title: str = "",
             if not pts:
                 continue
             xs, ys, lo, hi = (np.asarray(c) for c in zip(*pts))
+            j = order.index(n)
             if n == BASELINE:
                 color: Any = "0.15"
                 ax.plot(xs, ys, color=color, ls="--", lw=3.2, marker="o", ms=7, label=n, zorder=1)
@@ -69,8 +70,10 @@ def plot_summary(summary: list[dict[str, Any]], path: Path, title: str = "",
                 color = palette[i % len(palette)]
                 ax.plot(xs, ys, color=color, lw=1.7, marker=markers[i % len(markers)], ms=5, label=n, zorder=2)
             band = np.isfinite(lo) & np.isfinite(hi)
-            if band.any():
-                ax.fill_between(xs[band], lo[band], hi[band], color=color, alpha=0.12, lw=0, zorder=0)
+            if band.any():  # 95 % intervals as error bars, nudged sideways per selector (log-2 x axis)
+                xj = xs[band] * 2.0 ** ((j - (len(order) - 1) / 2) * 0.02)
+                ax.errorbar(xj, ys[band], yerr=[ys[band] - lo[band], hi[band] - ys[band]], fmt="none",
+                            ecolor=color, elinewidth=0.9, capsize=2, alpha=0.55, zorder=1)
         ax.set_xscale("log", base=2)
         ax.set_xticks(budgets)
         ax.set_xticklabels([str(b) for b in budgets])
