@@ -7,8 +7,9 @@ shots of very unequal length (1.5 s to 12 s, 60 s in all, 320x180, 12 fps): gene
 with camera pans or moving shapes, each with a caption and a scrolling ticker (text, as in
 real footage), plus the bundled *Big Buck Bunny* excerpt cut into a 3.5 s shot and a 1.5 s
 insert later on (CC BY 3.0, Blender Foundation; see ``VIDEO_LICENSE.md``). With the image
-query ``query_bunny.jpg`` a query-aware selector should find both bunny shots; uniform
-sampling at 8 frames lands in the long shots and misses most of the short ones.
+query ``query_bunny.jpg`` (a frame of the 1.5 s insert) the query-aware selectors find the
+insert; uniform sampling at 8 frames (2 fps candidates) misses both bunny shots and the 1.5 s
+tunnel shot.
 
 Everything is deterministic (seeded scene looks, PIL's built-in font); the result is
 written atomically (to a temporary file, then renamed).

@@ -316,6 +316,8 @@ def make_real_video(path: str | Path, cut_fn: Callable[[Path, int], np.ndarray] 
     lengths = np.diff(np.r_[starts, n])
     scenes = [SceneSpan(int(s), int(m), i) for i, (s, m) in enumerate(zip(starts, lengths))]
     video = BenchVideo(path=out, fps=REAL_FPS, size=REAL_SIZE, scenes=scenes, needles=[], style="real")
-    if cut_fn is None:
-        label.write_text(json.dumps({**video.to_dict(), "clips": clips}))
+    if cut_fn is None:  # written whole or not at all: a half-written label is never reused
+        tmp = label.with_suffix(".json.partial")
+        tmp.write_text(json.dumps({**video.to_dict(), "clips": clips}))
+        tmp.replace(label)
     return video
