@@ -226,7 +226,7 @@ def _read_times(vr: Any) -> tuple[np.ndarray, float]:
     start = np.maximum.accumulate(start - start[0])
     if declared > 0 and np.max(np.abs(start - nominal)) <= CFR_TOLERANCE_S:
         return nominal, declared  # constant rate: exact index / fps
-    end = float(se[-1, 1]) - float(se[0, 0])
+    end = round(float(se[-1, 1]) - float(se[0, 0]), 6)  # decord reports float32 milliseconds
     span = end if np.isfinite(end) and end > start[-1] else start[-1] * n / max(n - 1, 1)
     if not span > 0:
         return nominal, declared
