@@ -168,6 +168,7 @@ class VideoLLM:
         self.max_candidates = max_candidates
         self.cache = cache
         self.last_stats = Stats()
+        self._selecting: str | Frames | None = None
         self._check_pair()
         #: transformers 4.x route (no ``mm_encoder_outputs`` in forward), chosen by feature
         #: detection; see :meth:`legacy_kwargs` and :meth:`legacy_context`.
@@ -255,6 +256,22 @@ class VideoLLM:
     def _as_frames(self, video: VideoInput, fps: float | None) -> tuple[Frames, float, int, str | None]:
         return as_frames(video, fps, type(self).__name__)
 
+    @property
+    def current_video(self) -> str | Frames | None:
+        """The video whose frames are being selected (a path or the in-memory frames), only
+        while :meth:`select_frames` runs (a VLM frame scorer reads the candidate pixels from
+        it, see :mod:`.scoring`); None otherwise."""
+        return self._selecting
+
+    @contextlib.contextmanager
+    def selecting(self, video: str | Frames) -> Iterator[None]:
+        """Make ``video`` the :attr:`current_video` for the duration of the block."""
+        prev, self._selecting = self._selecting, video
+        try:
+            yield
+        finally:
+            self._selecting = prev
+
     def frame_stage(self) -> FrameStage:
         """The frame stage this adapter runs (:class:`vidsieve.pipeline.FrameStage` with its
         encoder, frame selector and candidate sampling)."""
@@ -268,9 +285,9 @@ class VideoLLM:
         if not isinstance(prompt, str):
             raise param_error(type(self).__name__, "prompts", "a str or a list of str (one per video)", prompt)
         fr, vfps, _total, path = self._as_frames(video, fps)
-        self._current_video = path if path is not None else fr  # read by QuoTA's VLM scorer
-        chosen = self.frame_stage().run(path if path is not None else fr, budget=self.budget,
-                                        query=Query(text=prompt), video_fps=None if path is not None else vfps)
+        with self.selecting(path if path is not None else fr):
+            chosen = self.frame_stage().run(path if path is not None else fr, budget=self.budget,
+                                            query=Query(text=prompt), video_fps=None if path is not None else vfps)
         if chosen.frames is None:  # pragma: no cover - decode_size is never False here
             raise AdapterError("The frame stage returned no frames.")
         meta = chosen.meta
@@ -313,6 +330,9 @@ class VideoLLM:
     #: whether the family pools the projected grid AFTER the projector, so that a token selector
     #: asking for ``pre_pool`` runs on the tower's own grid (:meth:`pre_pool_selections`).
     pools_after_projector: bool = False
+    #: whether the projector's input is on the LLM grid (pooling, if any, comes before it), so
+    #: ``TokenInput.pre_projector`` can be given (:meth:`pre_projector_to_grid`).
+    pre_projector_on_llm_grid: bool = False
 
     def tower_request(self) -> TowerRequest:
         """What the token selector reads from the vision tower (:mod:`.tower_stats`); ``pre_pool``
@@ -320,6 +340,8 @@ class VideoLLM:
         req = request_of(self.token_selector, self.has_cls_token())
         if req.pre_pool and not (self.pools_after_projector and hasattr(self.token_selector, "select_before_pooling")):
             req = dataclasses.replace(req, pre_pool=False)
+        if req.pre_projector and not self.pre_projector_on_llm_grid:
+            req = dataclasses.replace(req, pre_projector=False)  # nothing on the LLM grid to capture
         return req
 
     def pre_pool_selections(self, vids: list[VideoTokens], inputs: list[TokenInput],

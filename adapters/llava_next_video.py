@@ -24,6 +24,7 @@ class LlavaNextVideoVideoLLM(LlavaVideoLLM):
     model_types = ("llava_next_video",)
     processor_classes = ("LlavaNextVideoProcessor",)
     n_tail = 0
+    pre_projector_on_llm_grid = True
 
     def default_text(self, prompt: str) -> str:
         return f"USER: {self.video_placeholder}\n{prompt} ASSISTANT:"

@@ -41,7 +41,7 @@ class FrameAsker:
         return f"FrameAsker({type(self.vlm).__name__}, batch_size={self.batch_size}, answer={self.answer!r})"
 
     def _pixels(self, features: FrameFeatures, rows: np.ndarray) -> np.ndarray:
-        video = getattr(self.video_of, "_current_video", None)
+        video = self.video_of.current_video
         wanted = features.indices[rows]
         if isinstance(video, Frames):
             pos = np.searchsorted(video.indices, wanted)

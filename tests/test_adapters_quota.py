@@ -21,11 +21,14 @@ def test_frame_asker_matches_single_frame_forward(family: str) -> None:
     model, proc = fx.build(family)
     vlm = vidsieve.wrap(model, proc, frames="uniform", tokens="none", budget=4, cache=False, encoder=fx.small_encoder())
     video = fx.make_frames(5, 60, 80, seed=9)
-    vlm._current_video = video
     feats = vidsieve.FrameFeatures(np.zeros((5, 2), np.float32), video.indices, video.timestamps)
     asker = FrameAsker(vlm, batch_size=2)
     rows = np.array([0, 2, 3, 4])
-    p = asker(feats, rows, "is there a red ball ? A yes B no")
+    with pytest.raises(vidsieve.ParameterError, match="through vlm.prepare"):
+        asker(feats, rows, "x")  # no video is being selected
+    with vlm.selecting(video):
+        p = asker(feats, rows, "is there a red ball ? A yes B no")
+    assert vlm.current_video is None
     assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
     # reference: one frame at a time, no padding
     text = vlm.image_text("is there a red ball ? A yes B no")

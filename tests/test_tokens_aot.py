@@ -184,3 +184,64 @@ def test_bad_params() -> None:
         AOTSelector(mode="fast")
     with pytest.raises(ParameterError, match="clip_len"):
         AOTSelector(clip_len=0)
+
+
+# ------------------------------------------------------------------ public stage functions
+def test_pool_anchor_mask_keeps_pooled_values_of_at_least_half() -> None:
+    import torch.nn.functional as F
+
+    from vidsieve.tokens.aot import pool_anchor_mask
+
+    mask = torch.zeros(1, 16, dtype=torch.bool)
+    mask[0, [0, 1, 4, 5, 10]] = True  # a full 2x2 block at the top left, one lone cell
+
+    def pool(t: torch.Tensor) -> torch.Tensor:  # 4x4 -> 2x2 average: values 1, 0, 0, 0.25
+        return F.avg_pool2d(t.reshape(1, 4, 4, -1).permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1).reshape(1, 4, -1)
+
+    assert pool_anchor_mask(mask, pool).tolist() == [[True, False, False, False]]
+
+
+def test_merged_map_replaces_only_anchor_cells() -> None:
+    from vidsieve.tokens.aot import merged_map
+
+    x = torch.arange(12.0).reshape(1, 4, 3)
+    cells = torch.tensor([[1, 3, 0]])
+    valid = torch.tensor([[True, True, False]])
+    merged = torch.full((1, 3, 3), -1.0)
+    out = merged_map(x, cells, valid, merged)
+    assert out[0, [1, 3]].eq(-1).all() and torch.equal(out[0, [0, 2]], x[0, [0, 2]])
+
+
+def test_clip_merge_keeps_the_least_matched_share_and_moves_anchors() -> None:
+    from vidsieve.tokens.aot import clip_merge
+
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.randn(2, 5, 8, generator=g)
+    sources = torch.cat([anchors + 0.01 * torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)], 1)
+    new, keep, plan = clip_merge(anchors, sources, torch.tensor([1.0, 2.0]), keep_ratio=0.3)
+    assert new.shape == anchors.shape and keep.shape == (2, 10) and plan.shape == (2, 10, 5)
+    torch.testing.assert_close(plan.sum(2), torch.ones(2, 10))
+    pmax = plan.amax(2)
+    for b in range(2):  # kept = below the keep_ratio quantile of max_m p(m|n)
+        assert torch.equal(keep[b], pmax[b] < torch.quantile(pmax[b].double(), 0.3).float())
+    assert not torch.allclose(new, anchors)
+
+
+def test_released_layout_orders_anchors_residuals_merged() -> None:
+    from vidsieve.tokens.aot import released_layout
+
+    d = 2
+    toks = torch.arange(3 * 3 * d, dtype=torch.float32).reshape(3, 3, d)  # 3 frames x 3 pooled anchors
+    valid = torch.tensor([[True, True, False], [True, True, True], [True, False, False]])
+    cells = torch.tensor([[0, 2, 0], [1, 2, 3], [2, 0, 0]])
+    merged = toks.clone()
+    merged[0] = -toks[0]  # the clip's merged anchors
+    keep = torch.tensor([[True, True, False], [False, True, False], [True, False, False]])
+    index, emb, fits = released_layout(toks, valid, cells, merged, keep, np.array([[0, 1, 2]]), n=4)
+    assert fits
+    seq = torch.cat(emb)
+    want = torch.cat([toks[0, :2], toks[1, 1:2], toks[2, :1], -toks[0, :2]])
+    assert torch.equal(seq, want)
+    assert index[0].tolist() == [0, 2] and index[1].tolist() == [2]
+    # the last frame holds its residual (cell 2) plus the anchor cells (0, 2 -> 2 taken: +1 free)
+    assert index[2].tolist() == [0, 1, 2] and emb[2].shape[0] == 3

@@ -98,3 +98,27 @@ def test_per_frame_allotment_and_raster_order() -> None:
         dropped = scores[[i for i in range(30) if i not in set(idx.tolist())]]
         if dropped.numel():
             assert float(kept.min()) >= float(dropped.max())
+
+
+def test_cls_logits_is_the_full_width_scaled_dot_product() -> None:
+    from vidsieve.tokens.ktv_tokens import cls_logits
+
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 8, generator=g)
+    want = torch.stack([k[b] @ q[b, 0] for b in range(2)]) / 8**0.5
+    torch.testing.assert_close(cls_logits(q, k), want)
+    torch.testing.assert_close(cls_logits(q, k, hidden_size=2), want * 2.0)
+    with pytest.raises(ParameterError):
+        cls_logits(q, k[:, :3])
+
+
+def test_frame_budgets_ladder_by_rank_and_even_split() -> None:
+    from vidsieve.tokens.ktv_tokens import frame_budgets
+
+    rank = np.array([2, 0, 1, 3, 4, 5])
+    assert frame_budgets(rank, 504, 576).tolist() == [72, 144, 72, 72, 72, 72]
+    assert frame_budgets(rank, 126, 144).tolist() == [18, 36, 18, 18, 18, 18]  # scaled to 144 per frame
+    assert frame_budgets(np.arange(4), 100, 144).tolist() == [25, 25, 25, 25]
+    assert frame_budgets(np.arange(4), 3, 144).sum() == 3
+    with pytest.raises(ParameterError):
+        frame_budgets(None, 10, 144)
