@@ -209,3 +209,23 @@ def test_parameter_errors(kw: dict[str, object], msg: str) -> None:
     with pytest.raises(ParameterError) as e:
         KTVSelector(**kw)  # type: ignore[arg-type]
     assert msg in str(e.value)
+
+
+def test_nearest_rows_equals_float64_argmin_with_ties_to_lowest_row() -> None:
+    from vidsieve.selectors.ktv import nearest_rows
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 48)).astype(np.float32)
+    x[200] = x[17]  # exact duplicate: the tie goes to row 17
+    centers = np.vstack([x[17] + 1e-3, rng.normal(size=(4, 48))])
+    xf, cf = x.astype(np.float64), centers.astype(np.float64)
+    brute = np.argmin(((xf[None] - cf[:, None]) ** 2).sum(-1), axis=1)
+    got = nearest_rows(x, centers)
+    assert got.tolist() == brute.tolist() and got[0] == 17
+    assert nearest_rows(x.astype(np.float64), centers).tolist() == brute.tolist()
+    allowed = np.zeros((5, 300), dtype=bool)
+    allowed[:, 250:] = True
+    allowed[4] = False  # no frame allowed: row 0
+    masked = nearest_rows(x, centers, allowed)
+    assert masked[:4].tolist() == (250 + np.argmin(((xf[None, 250:] - cf[:4, None]) ** 2).sum(-1), axis=1)).tolist()
+    assert masked[4] == 0

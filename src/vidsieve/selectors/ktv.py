@@ -175,14 +175,48 @@ def _kmeans_keyframes(
         sums = np.zeros((k, x.shape[1]), dtype=np.float64)
         np.add.at(sums, labels, x.astype(np.float64))
         centers = sums / np.maximum(counts, 1.0)[:, None]
-    xf = x.astype(np.float64)
-    # squared distances [k, T] without forming the [k, T, D] difference tensor.
-    d2 = (centers**2).sum(1)[:, None] - 2.0 * centers @ xf.T + (xf**2).sum(1)[None, :]
+    allowed = None
     if representative == "members":
-        d2 = np.where(labels[None, :] == np.arange(k)[:, None], d2, np.inf)
-        empty = ~np.isfinite(d2).any(1)
-        d2[empty] = 0.0  # an empty cluster picks row 0; the uniqueness check then falls back.
-    return np.argmin(d2, axis=1).astype(np.int64)
+        allowed = labels[None, :] == np.arange(k)[:, None]
+    return nearest_rows(x, centers, allowed)
+
+
+def nearest_rows(x: np.ndarray, centers: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Row of the frame nearest (Euclidean) to each centre, int64 ``[k]``; ties to the lowest row.
+
+    x ``[T, D]``, centers ``[k, D]``, allowed: bool ``[k, T]`` frames each centre may pick (a centre
+    with none picks row 0). Exact: float32 products find, per centre, the frames within their
+    float32 error bound (``2 D u (|c| + |x|)^2``, u = 2^-24) of the nearest; float64 decides
+    among those only, as a full float64 computation would.
+    """
+    k = centers.shape[0]
+    c64 = centers.astype(np.float64)
+    cn = np.einsum("ij,ij->i", c64, c64)
+    x32 = x if x.dtype == np.float32 else None
+    if x32 is None:  # float64 (or other) features: float64 throughout
+        xf = x.astype(np.float64)
+        d2 = cn[:, None] - 2.0 * (c64 @ xf.T) + np.einsum("ij,ij->i", xf, xf)[None, :]
+        bound = np.zeros_like(d2)
+    else:
+        xn = np.einsum("ij,ij->i", x32, x32, dtype=np.float64)
+        d2 = cn[:, None] - 2.0 * (centers.astype(np.float32) @ x32.T).astype(np.float64) + xn[None, :]
+        radius = np.sqrt(cn)[:, None] + np.sqrt(xn)[None, :]
+        bound = 2.0 * x.shape[1] * 2.0**-24 * radius**2 + 1e-30
+    if allowed is not None:
+        d2 = np.where(allowed, d2, np.inf)
+    rows = np.zeros(k, dtype=np.int64)
+    for j in range(k):
+        if not np.isfinite(d2[j]).any():
+            continue  # no frame allowed: row 0, the caller's uniqueness check then falls back
+        best = int(np.argmin(d2[j]))
+        near = np.flatnonzero(d2[j] - bound[j] <= d2[j, best] + bound[j, best])
+        if near.size == 1:
+            rows[j] = near[0]
+            continue
+        xs = x[near].astype(np.float64)
+        exact = cn[j] - 2.0 * (xs @ c64[j]) + np.einsum("ij,ij->i", xs, xs)
+        rows[j] = near[int(np.argmin(exact))]  # near is ascending: ties go to the lowest row
+    return rows
 
 
 def _minibatch(z: np.ndarray, k: int, n_init: int, random_state: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
