@@ -47,21 +47,9 @@ def _next_video_tower(model: Any, proc: Any, video: vidsieve.Frames) -> tuple[An
     return out, pix
 
 
-@pytest.mark.parametrize("alpha", [0.2, 0.85])
-def test_ktv_released_on_llava_next_video(alpha: float) -> None:
-    """ktv-tokens (released) on LLaVA-NeXT-Video: raw full-width [CLS] logits of the last layer
-    (q.k^T / sqrt(hidden), no softmax, no head split), average-pooled like the model's grid;
-    redundancy on the pooled feature-layer features entering the projector; top-k per frame."""
-    model, proc = fx.build("llava_next_video")
-    video = fx.make_frames(4, 60, 80, seed=21)
-    per_frame = 4
-    vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", token_params={"alpha": alpha}, cache=False,
-               encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=4 * per_frame))
-    kw = vlm.prepare(video, "describe the video")
-    sel = kw.selections[0]
-    assert sel.extras["importance_source"] == "cls_attention"
-    assert sel.extras["redundancy_source"] == "pre_projector"
-
+def _ktv_oracle_scores(model: Any, proc: Any, video: vidsieve.Frames, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Released KTV scores on LLaVA-NeXT-Video's grid from the tower's own hidden states and
+    q/k projections: ``[F, h*w]``, and the pixel values."""
     out, pix = _next_video_tower(model, proc, video)
     cfg = model.config
     last = model.model.vision_tower.encoder.layers[-1]
@@ -78,6 +66,25 @@ def test_ktv_released_on_llava_next_video(alpha: float) -> None:
     pre = F.avg_pool2d(feats.reshape(-1, side, side, feats.shape[-1]).permute(0, 3, 1, 2), stride)
     pre = pre.flatten(2).transpose(1, 2)  # [F, h*w, D'] pooled, before the projector
     scores = alpha * _minmax(imp) + (1 - alpha) * (1 - _minmax(_naive_redundancy(pre.double()).float()))
+    return scores, pix
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.85])
+def test_ktv_released_on_llava_next_video(alpha: float) -> None:
+    """ktv-tokens (released) on LLaVA-NeXT-Video: raw full-width [CLS] logits of the last layer
+    (q.k^T / sqrt(hidden), no softmax, no head split), average-pooled like the model's grid;
+    redundancy on the pooled feature-layer features entering the projector; top-k per frame."""
+    model, proc = fx.build("llava_next_video")
+    video = fx.make_frames(4, 60, 80, seed=21)
+    per_frame = 4
+    vlm = wrap(model, proc, frames="uniform", tokens="ktv-tokens", token_params={"alpha": alpha}, cache=False,
+               encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4, tokens=4 * per_frame))
+    kw = vlm.prepare(video, "describe the video")
+    sel = kw.selections[0]
+    assert sel.extras["importance_source"] == "cls_attention"
+    assert sel.extras["redundancy_source"] == "pre_projector"
+
+    scores, pix = _ktv_oracle_scores(model, proc, video, alpha)
     torch.testing.assert_close(sel.extras["scores"], scores, rtol=1e-4, atol=1e-5)
     expect = _topk_raster(scores, per_frame)
     assert [i.tolist() for i in sel.index] == expect
@@ -87,6 +94,36 @@ def test_ktv_released_on_llava_next_video(alpha: float) -> None:
     full = full.reshape(4, -1, full.shape[-1])
     fed = kw["mm_encoder_outputs"]["video"].pooler_output[0]
     torch.testing.assert_close(fed, torch.cat([full[f, idx] for f, idx in enumerate(expect)]), rtol=0, atol=0)
+
+
+def test_ktv_keyframes_ladder_and_key_tokens_on_llava_next_video() -> None:
+    """frames="ktv" + tokens="ktv-tokens": the released ladder by relevance rank (6 frames,
+    504 scaled to the model's 9 tokens per frame: [2, 1, 1, 1, 1, 1]) gives each keyframe its
+    count, and each keeps its top-scored tokens (scores from the tower's own q/k)."""
+    from vidsieve.tokens.ktv_tokens import frame_budgets
+
+    base = fx.small_encoder()
+
+    class TextEncoder(type(base)):  # type: ignore[misc]
+        def embed_text(self, text: str) -> np.ndarray:  # a fixed "text" vector in the frame space
+            return self.encode(np.full((1, 32, 32, 3), 90, np.uint8))[0][0]
+
+    model, proc = fx.build("llava_next_video")
+    video = fx.make_frames(12, 60, 80, seed=23)
+    vlm = wrap(model, proc, frames="ktv", selector_params={"tokens_per_frame": 9}, tokens="ktv-tokens", cache=False,
+               encoder=TextEncoder(**base.get_params()), budget=vidsieve.Budget(frames=6, tokens=8))
+    pv = vlm.select_frames(video, "is there a red ball ?")
+    rank = pv.selection.extras["rank"]
+    assert pv.selection.extras["token_rule"] == "ladder-6-504"
+    ladder = frame_budgets(rank, 8, 9)
+    assert sorted(ladder.tolist()) == [1, 1, 1, 1, 1, 2]
+    kw = vlm.prepare(pv, "is there a red ball ?")
+    sel = kw.selections[0]
+    assert sel.counts.tolist() == ladder.tolist()
+    chosen = vidsieve.Frames(pixels=pv.frames.pixels, indices=pv.frames.indices, timestamps=pv.frames.timestamps)
+    scores, _ = _ktv_oracle_scores(model, proc, chosen, 0.2)
+    want = [sorted(np.argsort(-scores[f].numpy(), kind="stable")[: int(n)].tolist()) for f, n in enumerate(ladder)]
+    assert [i.tolist() for i in sel.index] == want
 
 
 def test_ktv_head_softmax_variant_is_the_per_head_softmax() -> None:
