@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from vidsieve.eval.bench import gpu
 
 from vidsieve.errors import ParameterError
@@ -82,8 +83,9 @@ def test_a_failing_section_is_recorded_and_the_rest_still_runs(tmp_path: Path, m
         raise RuntimeError("out of memory building the model")
 
     monkeypatch.setitem(gpu.MODELS, "qwen2.5-vl-7b", broken)
+    # bfloat16 weights, as on a GPU: the dtype path is exercised here too
     rc = gpu.main([*TINY, "--out", str(tmp_path), "--models", "qwen2.5-vl-7b", "llava-onevision-7b",
-                   "--keep", "1.0", "--sections", "bandwidth", "ttft"])
+                   "--keep", "1.0", "--sections", "bandwidth", "ttft", "--model-dtype", "bf16"])
     rows = _rows(tmp_path)
     assert rc == 1
     failed = [r for r in rows if r["status"] == "failed"]
@@ -123,3 +125,15 @@ def test_triton_rows_run_under_the_interpreter(tmp_path: Path) -> None:
     triton = [r for r in _rows(tmp_path) if r["backend"] == "triton"]
     assert triton and all(r["status"] == "ok" for r in triton), triton
     assert all(float(r["max_abs_err_vs_eager"]) <= 1e-3 for r in triton)
+
+
+@pytest.mark.parametrize(("name", "billions"), [("qwen2.5-vl-7b", (8.0, 8.6)), ("llava-onevision-7b", (7.8, 8.3))])
+def test_7b_configurations_build(name: str, billions: tuple[float, float]) -> None:
+    """The full-size models the GPU run builds, on the meta device (structure, no memory)."""
+    model, proc, side = gpu.MODELS[name](False, device="meta")
+    n = sum(p.numel() for p in model.parameters()) / 1e9
+    assert billions[0] <= n <= billions[1], n
+    assert next(model.parameters()).dtype == torch.float32  # "auto" off CUDA
+    text = model.config.get_text_config()
+    assert (text.hidden_size, text.num_hidden_layers) == (3584, 28)
+    assert side in (384, 448) and proc.tokenizer is not None

@@ -324,7 +324,7 @@ TEXT_TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num
                  num_key_value_heads=2, max_position_embeddings=4096, vocab_size=256, rms_norm_eps=1e-6)
 
 
-def build_qwen2_5_vl(tiny: bool) -> tuple[Any, Any, int]:
+def build_qwen2_5_vl(tiny: bool, device: str | None = None) -> tuple[Any, Any, int]:
     """Random-weight Qwen2.5-VL (7B configuration, or a tiny one) and a processor; frame side."""
     from transformers import (
         Qwen2_5_VLConfig,
@@ -357,10 +357,10 @@ def build_qwen2_5_vl(tiny: bool) -> tuple[Any, Any, int]:
     side = 56 if tiny else 448  # 448 x 448: 16 x 16 merged tokens per frame pair
     vp = Qwen2VLVideoProcessor(size={"shortest_edge": side * side, "longest_edge": side * side})
     proc = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tok, video_processor=vp)
-    return _instantiate(Qwen2_5_VLForConditionalGeneration, cfg, tiny), proc, side
+    return _instantiate(Qwen2_5_VLForConditionalGeneration, cfg, tiny, device), proc, side
 
 
-def build_llava_onevision(tiny: bool) -> tuple[Any, Any, int]:
+def build_llava_onevision(tiny: bool, device: str | None = None) -> tuple[Any, Any, int]:
     """Random-weight LLaVA-OneVision (7B configuration: SigLIP-so400m + Qwen2-7B, or a tiny one)."""
     from transformers import (
         LlavaOnevisionConfig,
@@ -391,15 +391,22 @@ def build_llava_onevision(tiny: bool) -> tuple[Any, Any, int]:
         tokenizer=tok, video_processor=LlavaOnevisionVideoProcessor(size={"height": side, "width": side}),
         num_image_tokens=grid * grid, vision_feature_select_strategy="full",
     )
-    return _instantiate(LlavaOnevisionForConditionalGeneration, cfg, tiny), proc, side
+    return _instantiate(LlavaOnevisionForConditionalGeneration, cfg, tiny, device), proc, side
 
 
-def _instantiate(cls: Any, cfg: Any, tiny: bool) -> Any:
-    """The model with random weights, built directly on the device in its dtype (bf16 on CUDA)."""
+#: dtype of the models' weights: "auto" = bfloat16 on CUDA, float32 on the CPU.
+MODEL_DTYPE = {"value": "auto"}
+
+
+def _instantiate(cls: Any, cfg: Any, tiny: bool, device: str | None = None) -> Any:
+    """The model with random weights, built directly on the device in its dtype (bf16 on CUDA).
+    device: override (``"meta"`` builds the structure without memory, for checks)."""
     from vidsieve.devices import resolve_device
 
-    dev = resolve_device("cpu" if tiny else "auto")
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    dev = torch.device(device) if device else resolve_device("cpu" if tiny else "auto")
+    want = MODEL_DTYPE["value"]
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(
+        want, torch.bfloat16 if dev.type == "cuda" else torch.float32)
     old = torch.get_default_dtype()
     torch.manual_seed(0)
     try:
@@ -416,7 +423,7 @@ def _instantiate(cls: Any, cfg: Any, tiny: bool) -> Any:
     return model
 
 
-MODELS: dict[str, Callable[[bool], tuple[Any, Any, int]]] = {
+MODELS: dict[str, Callable[..., tuple[Any, Any, int]]] = {
     "qwen2.5-vl-7b": build_qwen2_5_vl,
     "llava-onevision-7b": build_llava_onevision,
 }
@@ -606,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--time-budget-s", type=float, default=400.0,
                     help="no new work after this many seconds (eager/Triton kernels get the first 35%%, TTFT up "
                          "to 75%%, torch.compile the rest)")
+    ap.add_argument("--model-dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="model weights (auto: bf16 on CUDA, fp32 on CPU)")
     ap.add_argument("--compile-backend", default="", help="torch.compile backend (default inductor; eager with --tiny)")
     return ap
 
@@ -619,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     if dev.type != "cuda" and not args.tiny:
         raise ParameterError("vidsieve bench gpu: no CUDA device here; run it on a GPU machine, or pass --tiny "
                              "for the CPU smoke run.")
+    MODEL_DTYPE["value"] = args.model_dtype
     kernel_repeats = args.repeats or (3 if args.tiny else 20)
     ttft_repeats = args.repeats or (1 if args.tiny else 2)
     args.out.mkdir(parents=True, exist_ok=True)
