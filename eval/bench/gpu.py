@@ -633,12 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     ttft_repeats = args.repeats or (1 if args.tiny else 2)
     args.out.mkdir(parents=True, exist_ok=True)
     vers = package_versions(("vidsieve", "torch", "triton", "transformers", "numpy"))
-    env = {"machine": machine(), "versions": vers, "commit": git_commit()}
+    mach = machine()
+    env: dict[str, Any] = {"machine": mach, "versions": vers, "commit": git_commit()}
     res = Results(args.out, env)
     clock = Clock(args.time_budget_s)
     meta = {"args": {k: str(v) for k, v in vars(args).items()}, **env, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _atomic_text(args.out / "meta.json", json.dumps(meta, indent=2))
-    print(f"device: {dev} ({env['machine'].get('cuda')}); torch {torch.__version__}; triton {vers['triton']}; "
+    print(f"device: {dev} ({mach.get('cuda')}); torch {torch.__version__}; triton {vers['triton']}; "
           f"transformers {vers['transformers']}; budget {args.time_budget_s:.0f} s")
 
     copy_gbs: float | None = None
