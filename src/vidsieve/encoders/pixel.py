@@ -11,14 +11,19 @@ colour distribution, with a coarse layout and a texture term at lower weight:
   red-green ``(R-G)/2``, yellow-blue ``(R+G)/4 - B/2``; 4 x 6 x 6 = 144 bins), square-rooted
   so that L2 distance between unit blocks is the Hellinger distance. Opponent axes separate
   brightness from chroma, so a lighting drift moves mass along one axis only.
+* ``centre``: the same histogram of the frame's central quarter (the middle half of each
+  side), where a shot's subject usually is: an image query of an object matches frames
+  showing it even over a different background (measured on the benchmark's needle queries
+  at 8 frames: recall 0.46 without this block, 0.61 with it at weight 0.5, 0.67 at 0.8,
+  which spreads panning shots more; the previous layout descriptor had 0.70).
 * ``layout``: colour moments on a coarse ``lum_grid`` x ``lum_grid`` grid (mean and standard
   deviation of the three opponent channels per cell, centred on mid-grey): where things are,
   at a resolution objects and pans barely change.
 * ``texture``: histogram of gradient magnitudes (8 bins of ``sqrt |grad L|``): how busy the
   picture is, independent of where.
 
-Each block is L2-normalised, weighted (1, 0.4, 0.3) and the result has unit norm:
-``D = 144 + 6 * lum_grid**2 + 8``.
+Each block is L2-normalised, weighted (colour 1, centre 0.5, layout 0.4, texture 0.3) and
+the result has unit norm: ``D = 2 * 144 + 6 * lum_grid**2 + 8``.
 
 Everything is numpy on uint8 input (no torch ops, so nothing touches torch's process-wide
 thread settings; numpy runs these reductions on the calling thread).
@@ -33,17 +38,17 @@ from ..params import Int
 from ..registry import register_encoder
 from .base import FrameEncoder
 
-#: weights of the (colour, layout, texture) blocks; measured, see the module docstring.
-BLOCK_WEIGHTS = (1.0, 0.4, 0.3)
+#: weights of the (colour, centre, layout, texture) blocks; measured, see the module docstring.
+BLOCK_WEIGHTS = (1.0, 0.5, 0.4, 0.3)
 #: bins of the joint opponent-colour histogram per axis (L, red-green, yellow-blue).
 COLOUR_BINS = (4, 6, 6)
 #: bins of the gradient-magnitude histogram.
 TEXTURE_BINS = 8
 #: bumped whenever the descriptor's definition changes, so feature caches are not reused.
-DESCRIPTOR_VERSION = 2
+DESCRIPTOR_VERSION = 3
 
 
-@register_encoder("pixel", "Opponent-colour histogram + coarse colour layout + texture; no weights (default).")
+@register_encoder("pixel", "Opponent-colour histograms (frame, centre) + coarse colour layout + texture; no weights (default).")
 class PixelEncoder(FrameEncoder):
     """Shot-separating colour/layout/texture descriptor (see the module docstring).
 
@@ -70,7 +75,7 @@ class PixelEncoder(FrameEncoder):
 
     @property
     def dim(self) -> int:
-        return int(np.prod(COLOUR_BINS)) + 6 * self.lum_grid**2 + TEXTURE_BINS
+        return 2 * int(np.prod(COLOUR_BINS)) + 6 * self.lum_grid**2 + TEXTURE_BINS
 
     #: frames encoded per vectorised step: bounds the float intermediates (~2 MB a frame).
     step: int = 16
@@ -110,12 +115,16 @@ class PixelEncoder(FrameEncoder):
             x = pixels.astype(np.float32) * np.float32(1.0 / 255.0)
         grid = self._patch_grid(x)
         opp = _opponent(x)  # [B, s, s, 3]: L, rg, yb in [0, 1]
-        colour = _joint_histogram(opp, COLOUR_BINS)
-        layout = _cell_moments(opp, self.lum_grid)
-        texture = _texture_histogram(opp[..., 0], TEXTURE_BINS)
+        s = opp.shape[1]
+        blocks = (
+            _joint_histogram(opp, COLOUR_BINS),
+            _joint_histogram(np.ascontiguousarray(opp[:, s // 4 : 3 * s // 4, s // 4 : 3 * s // 4]), COLOUR_BINS),
+            _cell_moments(opp, self.lum_grid),
+            _texture_histogram(opp[..., 0], TEXTURE_BINS),
+        )
         w = np.asarray(BLOCK_WEIGHTS, np.float64)
         w = w / np.linalg.norm(w)
-        emb = np.concatenate([w[0] * _unit(colour), w[1] * _unit(layout), w[2] * _unit(texture)], axis=1)
+        emb = np.concatenate([wi * _unit(b) for wi, b in zip(w, blocks)], axis=1)
         return emb.astype(np.float32), grid
 
     def _patch_grid(self, x: np.ndarray) -> np.ndarray:
