@@ -301,7 +301,11 @@ class VideoLLM:
 
     # ------------------------------------------------------------------ processor
     def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
-        """Run the HF processor on the chosen frames with their true indices and fps."""
+        """Run the HF processor on the chosen frames with their true indices and fps.
+
+        Returns the processor's output as a :class:`~.sequence.ModelInputs` whose ``videos``
+        attribute holds the prepared videos it was made from (read by position rules that need
+        the frames' times, e.g. Qwen2.5-VL's ``temporal_positions="timestamps"``)."""
         metadata = [self.video_metadata(v) for v in videos]
         tok = self.processor.tokenizer
         side = tok.padding_side
@@ -313,9 +317,10 @@ class VideoLLM:
             )
         finally:
             tok.padding_side = side
-        out = dict(out)
-        out.pop("token_type_ids", None)  # some tokenizers add it; the VLMs take no such input
-        return out
+        res = ModelInputs(out)
+        res.pop("token_type_ids", None)  # some tokenizers add it; the VLMs take no such input
+        res.videos = list(videos)
+        return res
 
     def video_metadata(self, video: PreparedVideo) -> dict[str, Any]:
         """The processor's ``video_metadata`` for one prepared video: the source length and rate

@@ -27,6 +27,7 @@ from vidsieve.tokens.base import TokenInput, TokenSelection
 
 from .base import PreparedVideo, VideoTokens
 from .legacy import LlavaLegacyRoute
+from .sequence import ModelInputs
 
 
 class LlavaVideoLLM(LlavaLegacyRoute):
@@ -57,7 +58,10 @@ class LlavaVideoLLM(LlavaLegacyRoute):
             n = p["input_ids"].shape[1]
             ids[b, length - n:] = p["input_ids"][0]
             att[b, length - n:] = p["attention_mask"][0]
-        return {"input_ids": ids, "attention_mask": att, "pixel_values_videos": [p["pixel_values_videos"] for p in parts]}
+        res = ModelInputs({"input_ids": ids, "attention_mask": att,
+                           "pixel_values_videos": [p["pixel_values_videos"] for p in parts]})
+        res.videos = list(videos)
+        return res
 
     def _video_features(self, pv: torch.Tensor) -> Any:
         return self.inner.get_video_features(pixel_values_videos=pv, return_dict=True)

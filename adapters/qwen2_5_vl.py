@@ -23,7 +23,7 @@ import torch
 from vidsieve.errors import ParameterError
 from vidsieve.registry import register_adapter
 
-from .base import PreparedVideo, VideoTokens
+from .base import AdapterError, VideoTokens
 from .qwen2_vl import QwenVideoLLM
 
 
@@ -41,19 +41,18 @@ class Qwen2_5VLVideoLLM(QwenVideoLLM):
         self.temporal_positions = temporal_positions
         super().__init__(model, processor, **kwargs)
 
-    def process(self, texts: list[str], videos: list[PreparedVideo]) -> dict[str, Any]:
-        # start time of each temporal group (its first frame), for temporal_positions="timestamps"
-        g = self.temporal_group
-        self._group_starts = [v.frames.timestamps[::g].astype(float) for v in videos]
-        return super().process(texts, videos)
-
     def original_positions(self, inputs: dict[str, Any]) -> torch.Tensor:
         pos = super().original_positions(inputs)
         if self.temporal_positions != "timestamps":
             return pos
+        videos = getattr(inputs, "videos", None)
+        if not videos:
+            raise AdapterError("temporal_positions='timestamps' needs the inputs from this adapter's process().")
+        # start time of each temporal group (its first frame)
+        group_starts = [v.frames.timestamps[::self.temporal_group].astype(float) for v in videos]
         tps = float(self.model.config.vision_config.tokens_per_second)
         ids, m2 = inputs["input_ids"], self.merge**2
-        for b, ((t, h, w), starts) in enumerate(zip(inputs["video_grid_thw"].tolist(), self._group_starts)):
+        for b, ((t, h, w), starts) in enumerate(zip(inputs["video_grid_thw"].tolist(), group_starts)):
             where = torch.nonzero(ids[b] == self.video_token_id).squeeze(1)
             per_group = h * w // m2
             offsets = torch.tensor([int((s - starts[0]) * tps) for s in starts[:t]], dtype=pos.dtype)
@@ -61,23 +60,21 @@ class Qwen2_5VLVideoLLM(QwenVideoLLM):
             pos[1, b, where] = t0 + offsets.repeat_interleave(per_group)
         return pos
 
-    def encode(self, inputs: dict[str, Any]) -> tuple[Any, list[VideoTokens]]:
-        self._thw = inputs["video_grid_thw"]
-        return super().encode(inputs)
-
     def _patch_rows(self, rows: list[torch.Tensor], vids: list[VideoTokens]) -> list[torch.Tensor]:
         vis = self.inner.visual
+        m = self.merge  # the grid (t, h, w) of patches, as video_grid_thw gives it
+        thw = torch.tensor([[vt.grid.shape[0], vt.grid.shape[1] * m, vt.grid.shape[2] * m] for vt in vids])
         if hasattr(vis, "get_window_index"):  # transformers 4.x
-            window_index, _ = vis.get_window_index(self._thw)
+            window_index, _ = vis.get_window_index(thw)
         else:
             from transformers.vision_utils import get_vision_window_index
 
             window_index, _ = get_vision_window_index(
-                self._thw, spatial_merge_size=vis.spatial_merge_size, window_size=vis.window_size,
+                thw, spatial_merge_size=vis.spatial_merge_size, window_size=vis.window_size,
                 patch_size=vis.patch_size,
             )
         flat = torch.cat(rows)  # patches in the tower's permuted order
         unit = vis.spatial_merge_unit
         unperm = flat.reshape(-1, unit)[torch.argsort(window_index.to(flat.device))].reshape(-1)
-        sizes = [h * w for (t, h, w) in self._thw.tolist() for _ in range(t)]
+        sizes = [h * w for (t, h, w) in thw.tolist() for _ in range(t)]
         return list(torch.split(unperm, sizes))

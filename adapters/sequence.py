@@ -23,6 +23,7 @@ class ModelInputs(dict):
     stats:        the call's :class:`~.stats.Stats`.
     selections:   the token selections, one per video.
     legacy_state: transformers 4.x only: what :meth:`VideoLLM.generation_context` installs.
+    videos:       (processor outputs) the prepared videos they were made from.
     """
 
     def __init__(self, *args: Any, legacy_state: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -30,6 +31,7 @@ class ModelInputs(dict):
         self.stats: Any = None
         self.selections: list[Any] = []
         self.legacy_state = legacy_state
+        self.videos: list[Any] = []
 
 
 def video_keep_mask(index: list[torch.Tensor], grid: tuple[int, int, int], n_tail: int) -> torch.Tensor:
