@@ -73,6 +73,7 @@ the output is usually below the budget (``fills_budget = False``).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -684,6 +685,9 @@ class AOTSelector(TokenSelector):
             raise ParameterError(
                 f"AOTSelector.select_before_pooling needs tokens [F, H, W, D]; got {getattr(tok, 'shape', tok)}."
             )
+        if not bool(torch.isfinite(tok).all()):
+            raise ParameterError("AOTSelector.select_before_pooling: the tower-grid tokens contain NaN or inf.")
+        start = time.perf_counter()
         nf, hh, ww, d = (int(v) for v in tok.shape)
         big_l = hh * ww
         h, w = (int(v) for v in pooled_grid)
@@ -695,7 +699,8 @@ class AOTSelector(TokenSelector):
         base_extras: dict[str, Any] = {"route": "before-pooling", "mode": self.mode}
         if full_allotment(allot, n):
             idx = [torch.arange(n, dtype=torch.int64) for _ in range(nf)]
-            return TokenSelection(index=idx, embeddings=None, grid=(h, w), extras={**base_extras, "identity": True})
+            return self._stamp(TokenSelection(index=idx, embeddings=None, grid=(h, w),
+                                              extras={**base_extras, "identity": True}), start)
         comp = np.flatnonzero(allot > 0)
         cache: dict = {}
         shallow, src_s = self._layer_stat(inputs, self.shallow_layer, cache)
@@ -731,14 +736,21 @@ class AOTSelector(TokenSelector):
         anchors_pf[comp] = chain["m"]
         pooled_pf = np.zeros(nf, dtype=np.int64)
         pooled_pf[comp] = chain["pooled_anchors"]
-        return TokenSelection(
+        return self._stamp(TokenSelection(
             index=index, embeddings=emb, grid=(h, w),
             extras={**base_extras,
                     "importance_source": {"shallow": src_s, "deep": src_d},
                     "anchors": anchors_pf, "pooled_anchors": pooled_pf, "anchor_scale": float(scale),
                     "clips": chain["table"], "truncated": bool(total > ceiling or not chain["fits"]),
                     "sinkhorn_iterations": chain["iterations"]},
-        )
+        ), start)
+
+    def _stamp(self, out: TokenSelection, start: float) -> TokenSelection:
+        """Name, parameters and time of a selection made outside :meth:`select`."""
+        out.selector = self.name or type(self).__name__
+        out.params = self.get_params()
+        out.timings["select"] = time.perf_counter() - start
+        return out
 
     def _released_chain(
         self, x: torch.Tensor, shallow: torch.Tensor, deep: torch.Tensor, m: np.ndarray, comp: np.ndarray,
