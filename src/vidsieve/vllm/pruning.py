@@ -197,7 +197,7 @@ def prune_video_embeds(
     sel_obj = resolve_token_selector(selector, selector_params)
     allot = group_allotment(int(retained), t, n_per, allotment)
     grids = embeds.detach().reshape(t, gh, gw, embeds.shape[-1])
-    work = grids.float().cpu()  # selectors score in float32 on the host (small: t x L x C)
+    work = grids.float()  # selectors score in float32, on the tower's device (Triton kernels on CUDA)
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64).reshape(-1)[:t]
     sel = sel_obj.select(TokenInput(tokens=work, allotment=allot, budget=int(retained), timestamps=ts))
 
