@@ -27,39 +27,9 @@ from vllm.model_executor.models.qwen3_vl import Qwen3VLForConditionalGeneration
 from vllm.model_executor.models.qwen3_vl_moe import Qwen3VLMoeForConditionalGeneration
 from vllm.multimodal.video_prune.evs import compute_mrope_for_media, compute_retained_tokens_count
 
-from ..errors import ParameterError
 from ..tokens.base import TokenSelector
-from .pruning import group_allotment, prune_video_embeds, resolve_token_selector
-
-CONFIG_KEY = "vidsieve"
-
-
-def vidsieve_settings(hf_config: Any) -> tuple[TokenSelector, str] | None:
-    """The configured token selector and allotment rule, or None when not configured.
-
-    Reads ``hf_config.vidsieve`` (a dict, from ``hf_overrides``); raises a one-line
-    :class:`~vidsieve.errors.ParameterError` on a bad entry, at model construction.
-    """
-    raw = getattr(hf_config, CONFIG_KEY, None)
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("token_selector"), str):
-        raise ParameterError(
-            "hf_overrides['vidsieve'] must be a dict with a 'token_selector' name, e.g. "
-            f"{{'token_selector': 'ktv-tokens'}}. Got {raw!r} instead."
-        )
-    unknown = set(raw) - {"token_selector", "params", "allotment"}
-    if unknown:
-        raise ParameterError(
-            f"hf_overrides['vidsieve'] has unknown keys {sorted(unknown)}; use 'token_selector', "
-            "'params' and 'allotment'."
-        )
-    params = raw.get("params") or {}
-    if not isinstance(params, dict):
-        raise ParameterError(f"hf_overrides['vidsieve']['params'] must be a dict. Got {params!r} instead.")
-    allotment = raw.get("allotment", "even")
-    group_allotment(1, 1, 1, allotment)  # validates the rule name
-    return resolve_token_selector(raw["token_selector"], params), allotment
+from .pruning import prune_video_embeds
+from .settings import vidsieve_settings
 
 
 def _timestamps(video_input: Any, i: int) -> Any:
