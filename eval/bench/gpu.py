@@ -229,69 +229,88 @@ def _max_err(a: Any, b: Any) -> float:
 
 @dataclass
 class KernelState:
-    """Inputs and eager results kept between the two kernel passes (eager/Triton first, then
-    torch.compile after the TTFT section, so the slow compiles come last)."""
+    """Eager medians kept between the two kernel passes (eager/Triton first, torch.compile after
+    the TTFT section, so the slow compiles come last). Inputs are rebuilt per pass, one shape set
+    and dtype at a time (the builders are seeded), so nothing stays on the device meanwhile."""
 
-    cases: list[tuple[str, Any]] = field(default_factory=list)  # (shape_set, Case)
-    eager: dict[int, tuple[float, Any]] = field(default_factory=dict)  # id(case) -> (median ms, output)
+    eager_ms: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (op, set, dtype)
 
 
 def run_kernels(res: Results, args: argparse.Namespace, dev: torch.device, copy_gbs: float | None,
                 deadline: Callable[[], float], backends: tuple[str, ...], state: KernelState) -> None:
-    """Time ``backends`` on every case (building the cases on the first pass)."""
+    """Time ``backends`` on every op-table case, group by group (shape set x dtype)."""
     compile_backend = args.compile_backend or ("eager" if args.tiny else "inductor")
-    if not state.cases:
-        for shape_set in args.shape_sets:
-            for dtype in (torch.bfloat16, torch.float32):
-                try:
-                    state.cases += [(shape_set, c) for c in kernel_cases(shape_set, dev, dtype, args.tiny, compile_backend)]
-                except Exception as exc:
-                    res.add({"section": "kernels", "shape_set": shape_set, "dtype": str(dtype).replace("torch.", ""),
-                             "status": "failed", "note": f"inputs: {type(exc).__name__}: {exc}"[:500]})
     can_triton, why_not = triton_runs(dev)
     names = {"torch": "eager reference", "compile": f"torch.compile(reference, {compile_backend})", "triton": "triton"}
-    for shape_set, case in state.cases:
-        for backend in backends:
-            row: dict[str, Any] = {
-                "section": "kernels", "op": case.op, "shape_set": shape_set, "shape": case.shape,
-                "dtype": str(case.dtype).replace("torch.", ""), "backend": names[backend],
-                "bytes": case.nbytes, "bytes_formula": case.bytes_formula,
-            }
+    for shape_set in args.shape_sets:
+        for dtype in (torch.bfloat16, torch.float32):
+            dname = str(dtype).replace("torch.", "")
             if deadline() <= 0:
-                res.add({**row, "status": "skipped", "note": "time budget spent"})
+                res.add({"section": "kernels", "shape_set": shape_set, "dtype": dname, "backend": "/".join(backends),
+                         "status": "skipped", "note": "time budget spent"})
                 continue
-            if backend == "triton" and not can_triton:
-                res.add({**row, "status": "skipped", "note": why_not})
-                continue
-            if backend != "torch" and id(case) not in state.eager:
-                res.add({**row, "status": "skipped", "note": "no eager reference result to compare with"})
-                continue
-            fn = case.run[backend]
             try:
-                t0 = time.perf_counter()
-                out = fn()
-                sync(dev)
-                first_s = time.perf_counter() - t0
-                times = time_ms(fn, dev, args.repeats, budget_s=min(args.case_budget_s, max(deadline(), 1.0)))
-            except Exception as exc:  # one failing backend does not stop the others
-                res.add({**row, "status": "failed", "note": f"{type(exc).__name__}: {exc}"[:500]})
-                print(f"  {case.op} {case.shape} {row['dtype']} {backend}: FAILED {type(exc).__name__}: {exc}")
+                cases = kernel_cases(shape_set, dev, dtype, args.tiny, compile_backend)
+            except Exception as exc:
+                res.add({"section": "kernels", "shape_set": shape_set, "dtype": dname, "status": "failed",
+                         "note": f"inputs: {type(exc).__name__}: {exc}"[:500]})
                 continue
-            med = statistics.median(times)
-            if backend == "torch":
-                state.eager[id(case)] = (med, out)
-            base_ms, ref_out = state.eager[id(case)]
-            gbs = case.nbytes / (med / 1e3) / 1e9
-            row.update(
-                status="ok", median_ms=round(med, 4), p20_ms=round(percentile(times, 0.2), 4),
-                p80_ms=round(percentile(times, 0.8), 4), calls=len(times), first_call_s=round(first_s, 3),
-                gbs=round(gbs, 4), pct_of_copy_bw=round(100 * gbs / copy_gbs, 3) if copy_gbs else "",
-                speedup_vs_eager=round(base_ms / med, 2), max_abs_err_vs_eager=_max_err(out, ref_out),
-            )
-            res.add(row)
-            print(f"  {case.op:22s} {shape_set:11s} {row['dtype']:8s} {backend:8s} {med:9.3f} ms "
-                  f"[{row['p20_ms']}, {row['p80_ms']}] {gbs:8.1f} GB/s ({row['pct_of_copy_bw'] or '?'}% of copy) "
-                  f"x{row['speedup_vs_eager']}")
+            for case in cases:
+                _time_case(res, args, dev, copy_gbs, deadline, backends, state, case, shape_set, names, can_triton, why_not)
+            del cases
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def _time_case(res: Results, args: argparse.Namespace, dev: torch.device, copy_gbs: float | None,
+               deadline: Callable[[], float], backends: tuple[str, ...], state: KernelState, case: Any,
+               shape_set: str, names: dict[str, str], can_triton: bool, why_not: str) -> None:
+    key = (case.op, shape_set, str(case.dtype))
+    ref_out = None
+    for backend in backends:
+        row: dict[str, Any] = {
+            "section": "kernels", "op": case.op, "shape_set": shape_set, "shape": case.shape,
+            "dtype": str(case.dtype).replace("torch.", ""), "backend": names[backend],
+            "bytes": case.nbytes, "bytes_formula": case.bytes_formula,
+        }
+        if deadline() <= 0:
+            res.add({**row, "status": "skipped", "note": "time budget spent"})
+            continue
+        if backend == "triton" and not can_triton:
+            res.add({**row, "status": "skipped", "note": why_not})
+            continue
+        if backend != "torch" and key not in state.eager_ms:
+            res.add({**row, "status": "skipped", "note": "no eager reference timing to compare with"})
+            continue
+        try:
+            if backend != "torch" and ref_out is None:
+                ref_out = case.run["torch"]()  # the oracle for this pass's inputs
+            fn = case.run[backend]
+            t0 = time.perf_counter()
+            out = fn()
+            sync(dev)
+            first_s = time.perf_counter() - t0
+            times = time_ms(fn, dev, args.repeats, budget_s=min(args.case_budget_s, max(deadline(), 1.0)))
+        except Exception as exc:  # one failing backend does not stop the others
+            res.add({**row, "status": "failed", "note": f"{type(exc).__name__}: {exc}"[:500]})
+            print(f"  {case.op} {case.shape} {row['dtype']} {backend}: FAILED {type(exc).__name__}: {exc}")
+            continue
+        med = statistics.median(times)
+        if backend == "torch":
+            state.eager_ms[key] = med
+            ref_out = out
+        base_ms = state.eager_ms[key]
+        gbs = case.nbytes / (med / 1e3) / 1e9
+        row.update(
+            status="ok", median_ms=round(med, 4), p20_ms=round(percentile(times, 0.2), 4),
+            p80_ms=round(percentile(times, 0.8), 4), calls=len(times), first_call_s=round(first_s, 3),
+            gbs=round(gbs, 4), pct_of_copy_bw=round(100 * gbs / copy_gbs, 3) if copy_gbs else "",
+            speedup_vs_eager=round(base_ms / med, 2), max_abs_err_vs_eager=_max_err(out, ref_out),
+        )
+        res.add(row)
+        print(f"  {case.op:22s} {shape_set:11s} {row['dtype']:8s} {backend:8s} {med:9.3f} ms "
+              f"[{row['p20_ms']}, {row['p80_ms']}] {gbs:8.1f} GB/s ({row['pct_of_copy_bw'] or '?'}% of copy) "
+              f"x{row['speedup_vs_eager']}")
 
 
 # ------------------------------------------------------------------------------- models
@@ -454,9 +473,11 @@ def run_ttft(res: Results, args: argparse.Namespace, deadline: Callable[[], floa
             probe.prepare(video, args.prompt)
             native = int(probe.last_stats.original_tokens[0])
             params = sum(p.numel() for p in model.parameters())
+            weights_mb = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1)
             base_ttft = None
             for keep in args.keep:
-                row = {**row0, "keep": keep, "params_b": round(params / 1e9, 3), "build_s": round(build_s, 1),
+                row = {**row0, "keep": keep, "params_b": round(params / 1e9, 3), "weights_mb": weights_mb,
+                       "build_s": round(build_s, 1),
                        "token_selector": "none" if keep == 1.0 else args.tokens, "device": str(dev)}
                 if deadline() <= 0:
                     res.add({**row, "status": "skipped", "note": "time budget spent"})
@@ -543,7 +564,7 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         lines.append("")
     tt = [r for r in rows if r.get("section") == "ttft" and r.get("status") == "ok"]
     if tt:
-        lines += ["| model | kept | tokens | TTFT ms | x full | selection share | prefill ms | peak GPU MB |",
+        lines += ["| model | kept | tokens | TTFT ms | x full | selection share | prefill ms | peak memory MB (incl. weights) |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in tt:
             lines.append(f"| {r['model']} | {r['keep']:.0%} | {r['tokens_fed']}/{r['tokens_native']} | "
