@@ -203,7 +203,9 @@ class FrameFeatures:
 class Budget:
     """How much of the video the LLM may see.
 
-    frames: the most frames to select (an int >= 1).
+    frames: the most frames to select (an int >= 1), counted as full-resolution frame
+            equivalents: a frame shown downscaled by ``s`` per side costs ``1 / s**2`` (so F2C's
+            half-resolution clips may hold up to ``4 * frames`` frames).
     tokens: the most visual tokens *as they enter the LLM* (after projector and pooling), or
             None for "whatever the chosen frames cost at native resolution".
     """
