@@ -228,16 +228,21 @@ def _estep(x: np.ndarray, centers: np.ndarray, blas_sgemm: object) -> tuple[np.n
     return labels, dmin.astype(np.float64)
 
 
-def _mstep(xt: object, labels: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
+def _mstep(xt: object, labels: np.ndarray, k: int, dtype: np.dtype, same: np.ndarray,
+           current: np.ndarray) -> np.ndarray:
     """Cluster means ``[R, k, D]`` as scikit-learn computes them: float sums accumulated one
     sample at a time in sample order (``torch.index_add_`` adds rows sequentially), times the
-    reciprocal of the count rounded to the data's dtype."""
+    reciprocal of the count rounded to the data's dtype. A restart whose labels did not change
+    (``same[j]``) keeps ``current[j]``: the means of the same labels, computed the same way."""
     import torch
 
     x_t: torch.Tensor = xt  # type: ignore[assignment]
     r, _ = labels.shape
     out = np.empty((r, k, x_t.shape[1]), dtype=dtype)
     for j in range(r):
+        if same[j]:
+            out[j] = current[j]
+            continue
         lab = torch.from_numpy(labels[j].astype(np.int64))
         sums = torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype).index_add_(0, lab, x_t).numpy()
         counts = np.bincount(labels[j], minlength=k)
@@ -284,14 +289,15 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
         if not active:
             break
         labels, dmin = _estep(x, centers[active], sgemm)
-        new = _mstep(xt, labels, k, x.dtype)
+        same = np.array([np.array_equal(labels[j], prev[r]) for j, r in enumerate(active)])
+        new = _mstep(xt, labels, k, x.dtype, same, centers[active])
         diff = new.astype(np.float64) - centers[active].astype(np.float64)
         shift_tot = (diff * diff).sum(axis=(1, 2))  # [R]
         still: list[int] = []
         for j, r in enumerate(active):
             iters[r] = step + 1
             centers[r] = new[j]
-            if np.array_equal(labels[j], prev[r]):  # strict convergence: new centres == old
+            if same[j]:  # strict convergence: new centres == old
                 final_labels[r], final_centers[r] = labels[j], new[j]
                 approx_inertia[r] = float(dmin[j].sum()) + xsq_total
                 continue
