@@ -19,6 +19,7 @@ served with the plugin installed goes through them. This module imports vLLM.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -30,6 +31,19 @@ from vllm.multimodal.video_prune.evs import compute_mrope_for_media, compute_ret
 from ..tokens.base import TokenSelector
 from .pruning import prune_video_embeds
 from .settings import vidsieve_settings
+
+#: under vLLM's logger namespace, so its handlers print it
+logger = logging.getLogger("vllm.plugins.vidsieve")
+
+
+def _configure(model: Any) -> tuple[TokenSelector, str] | None:
+    settings = vidsieve_settings(model.config)
+    if settings is not None:
+        logger.info(
+            "vidsieve: %s chooses the kept video tokens (%r, allotment %s) at video_pruning_rate=%s",
+            type(model).__name__, settings[0], settings[1], getattr(model, "video_pruning_rate", None),
+        )
+    return settings
 
 
 def _timestamps(video_input: Any, i: int) -> Any:
@@ -44,7 +58,7 @@ class VidsieveQwen2_5_VLForConditionalGeneration(Qwen2_5_VLForConditionalGenerat
 
     def __init__(self, *, vllm_config: Any, prefix: str = "") -> None:
         super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._vidsieve = vidsieve_settings(self.config)
+        self._vidsieve = _configure(self)
 
     def _postprocess_video_embeds_evs(self, video_embeds_split: Any, video_input: Any) -> tuple[torch.Tensor, ...]:
         if self._vidsieve is None:
@@ -116,7 +130,7 @@ class VidsieveQwen3VLForConditionalGeneration(_Qwen3VidsieveMixin, Qwen3VLForCon
 
     def __init__(self, *, vllm_config: Any, prefix: str = "model") -> None:
         super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._vidsieve = vidsieve_settings(self.config)
+        self._vidsieve = _configure(self)
 
 
 class VidsieveQwen3VLMoeForConditionalGeneration(_Qwen3VidsieveMixin, Qwen3VLMoeForConditionalGeneration):
@@ -124,4 +138,4 @@ class VidsieveQwen3VLMoeForConditionalGeneration(_Qwen3VidsieveMixin, Qwen3VLMoe
 
     def __init__(self, *, vllm_config: Any, prefix: str = "") -> None:
         super().__init__(vllm_config=vllm_config, prefix=prefix)
-        self._vidsieve = vidsieve_settings(self.config)
+        self._vidsieve = _configure(self)
