@@ -49,6 +49,8 @@ __all__ = ["KMeansResult", "kmeans_released", "kmeans_sklearn", "machine_threads
 #: relative margins above which a decision is taken as certain (see the module docstring).
 POT_MARGIN = 1e-6
 TOL_MARGIN = 1e-3
+#: samples per block of the lock-step M-step (a block of 1,024 x 1,024 float32 is 4 MiB)
+MSTEP_BLOCK = 1024
 INERTIA_MARGIN = 1e-4
 
 
@@ -237,19 +239,26 @@ def _mstep(xt: object, labels: np.ndarray, k: int, dtype: np.dtype, same: np.nda
     import torch
 
     x_t: torch.Tensor = xt  # type: ignore[assignment]
-    r, _ = labels.shape
+    r, t = labels.shape
     out = np.empty((r, k, x_t.shape[1]), dtype=dtype)
+    todo = [j for j in range(r) if not same[j]]
     for j in range(r):
         if same[j]:
             out[j] = current[j]
-            continue
-        lab = torch.from_numpy(labels[j].astype(np.int64))
-        sums = torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype).index_add_(0, lab, x_t).numpy()
+    sums = [torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype) for _ in todo]
+    labs = [torch.from_numpy(labels[j].astype(np.int64)) for j in todo]
+    # rows in blocks, every restart per block: each block is read from memory once, and each
+    # restart's sums still receive the samples one at a time in sample order
+    for s0 in range(0, t, MSTEP_BLOCK):
+        block = x_t[s0 : s0 + MSTEP_BLOCK]
+        for acc, lab in zip(sums, labs):
+            acc.index_add_(0, lab[s0 : s0 + MSTEP_BLOCK], block)
+    for j, acc in zip(todo, sums):
         counts = np.bincount(labels[j], minlength=k)
         if (counts == 0).any():
             raise _Uncertain("an empty cluster (scikit-learn relocates it)")
         alpha = (1.0 / counts.astype(np.float64)).astype(dtype)
-        np.multiply(sums, alpha[:, None], out=out[j])
+        np.multiply(acc.numpy(), alpha[:, None], out=out[j])
     return out
 
 
