@@ -11,29 +11,34 @@ array, step for step, but organised for BLAS instead of for one restart at a tim
   candidates instead of ten chunked, re-upcast products. Distances are computed in float64 and
   rounded to the data's dtype, as scikit-learn does for float32 data; cumulative sums, the
   potential and the choice of candidate follow scikit-learn's operations and dtypes.
-* **Lloyd.** The restarts iterate in lock-step: one matrix product gives every active
-  restart's distances (``||c||^2 - 2 x.c``, the data's dtype, first minimum wins), one product
-  with the one-hot label matrix gives every restart's cluster sums. A restart stops exactly
-  when scikit-learn's would (labels unchanged, or total squared centre shift <= ``tol`` times
-  the mean feature variance, then one more assignment step), and leaves the batch.
+* **Lloyd.** The restarts iterate in lock-step: one single-precision product gives every
+  active restart's distances (``||c||^2 - 2 x.c`` through the same BLAS library, call and
+  operand order as scikit-learn's Cython kernel, first minimum wins); cluster sums are
+  accumulated one sample at a time in sample order (``torch.index_add_``, rows in blocks shared
+  by all restarts), as scikit-learn's kernel does with one thread, times the reciprocal of the
+  count: the centres come out bit for bit equal. A restart stops exactly when scikit-learn's
+  would (labels unchanged, or total squared centre shift <= ``tol`` times the mean feature
+  variance, then one more assignment step) and leaves the batch.
 * **Early exit.** A restart whose labels (up to a renaming of clusters) equal those another
   restart had at a step after which both went on, follows that restart's path from there: it
   reaches the same clustering with the same inertia, which scikit-learn's rule ("replace the
   best only with a strictly lower inertia and a different clustering") never prefers. It is
-  dropped at once.
-* **Best restart.** scikit-learn's rule, in restart order; inertias are summed in float64.
+  dropped at once and given the other restart's result, renamed.
+* **Best restart.** scikit-learn's rule, in restart order, on float64 inertias; two different
+  clusterings within a relative ``1e-4`` are compared with scikit-learn's own inertia function.
 
-Where the result could differ from scikit-learn's. Both sides round (scikit-learn's float32
-sums run in a different order, and with several threads in a scheduling-dependent one), so a
-decision taken within rounding noise could go either way: a frame almost equidistant from its
-two nearest centres, two seeding candidates of almost equal potential, a centre shift almost
-at the tolerance, two different clusterings of almost equal inertia, an empty cluster
-(scikit-learn then relocates centres), or a restart of the early exit that would have run out
-of iterations first. Each is detected with a margin far above the rounding error (relative
-``1e-4`` for distances, ``1e-5`` for potentials and inertias, ``1e-2`` of the tolerance) and the
-call then runs scikit-learn's ``KMeans`` itself; :class:`KMeansResult` says which path gave the
-answer and why. On data without cluster structure (pure noise) restarts of nearly equal
-inertia are common and the fallback is taken; on video features it is rare.
+Why the result is scikit-learn's. Every step above repeats scikit-learn's arithmetic; the one
+assumption is that a BLAS product gives each output element the same value whatever the number
+of rows or columns around it (true of OpenBLAS's kernels, which sum every element over the
+shared dimension in the same blocked order); the tests compare centres and labels bit for bit.
+Decisions that a difference in the last bit could still tip are not taken here: two seeding
+candidates of potentials within a relative ``1e-6`` (e.g. duplicate frames), a total centre
+shift within ``1e-3`` of the tolerance (scikit-learn sums it in another order), an empty
+cluster (scikit-learn relocates it), or an early-exited restart that would have hit
+``max_iter``. Then the call runs scikit-learn's ``KMeans`` itself; :class:`KMeansResult` says
+which path answered and why. With several threads scikit-learn's own result is not
+reproducible bit for bit (its per-thread partial sums are added in lock order); the
+lock-step path gives its one-thread result.
 """
 
 from __future__ import annotations
