@@ -90,7 +90,8 @@ def test_bad_videos_are_clear_errors(video, match):
 @pytest.mark.parametrize(
     ("kw", "match"),
     [({"fps": 0}, "'fps' parameter of FrameStage"), ({"max_frames": 0}, "'max_frames' parameter"),
-     ({"frames": 3}, "'frames' parameter of FrameStage")],
+     ({"frames": 3}, "'frames' parameter of FrameStage"), ({"candidates": "some"}, "'candidates' parameter"),
+     ({"decode_threads": 0}, "'decode_threads' parameter")],
 )
 def test_bad_stage_parameters(kw, match):
     with pytest.raises(ParameterError, match=match):
@@ -115,3 +116,11 @@ def test_pipeline_run_needs_a_path():
 def test_pipeline_uniform_skips_candidate_decoding(scene_video, decoded_indices):
     res = Pipeline(frames="uniform", progress=False).run(scene_video.path, budget=Budget(frames=3))
     assert len(decoded_indices) == 1 and res.timings["encode"] == 0.0
+
+
+def test_keyframe_candidates_agree_between_content_free_and_feature_paths(scene_video):
+    """Both candidate paths use one sampling rule, whatever the candidate source."""
+    a = FrameStage(frames="uniform", candidates="keyframes", cache=False).run(scene_video.path, budget=3,
+                                                                               decode_size=False)
+    full = extract_features(scene_video.path, PixelEncoder(), cache=False, progress=False, candidates="keyframes")
+    assert np.array_equal(a.features.indices, full.indices)

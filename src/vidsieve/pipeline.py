@@ -23,7 +23,7 @@ from .decoding import _resize, candidate_frames, decode_frames, probe
 from .encoders.base import FrameEncoder
 from .errors import ParameterError
 from .features import extract_features
-from .params import Float, Int, NoneValue, check_param, param_error
+from .params import Choice, Float, Int, NoneValue, check_param, param_error
 from .registry import ENCODERS, FRAME_SELECTORS, TOKEN_SELECTORS
 from .selectors.base import FrameSelector, as_query
 from .tokens.base import TokenInput, TokenSelection, TokenSelector
@@ -93,6 +93,10 @@ class FrameStage:
     fps / max_frames: candidate sampling from a file (one candidate every ``1/fps`` s, at most
                ``max_frames``, evenly thinned). cache: the feature cache (see :mod:`.features`).
     selector_params / encoder_params: keyword arguments for components given by name.
+    candidates: ``"frames"`` (the frame on screen at each sampling time, exact), ``"keyframes"``
+               (the nearest key frame: much cheaper on long videos, other candidates) or
+               ``"auto"`` (key frames only where one lies within half a sampling period).
+    decode_threads: parallel readers for candidate decoding (None: from the CPUs; identical output).
     """
 
     def __init__(
@@ -106,6 +110,8 @@ class FrameStage:
         progress: bool = False,
         selector_params: dict[str, Any] | None = None,
         encoder_params: dict[str, Any] | None = None,
+        candidates: str = "frames",
+        decode_threads: int | None = None,
         owner: str = "FrameStage",
     ) -> None:
         self.encoder: FrameEncoder = resolve("encoder", encoder, FrameEncoder, ENCODERS, owner, **(encoder_params or {}))
@@ -117,6 +123,10 @@ class FrameStage:
         self.max_frames: int | None = None if max_frames is None else int(max_frames)
         self.cache: bool | str | os.PathLike[str] = cache
         self.progress: bool = progress
+        check_param(owner, "candidates", candidates, [Choice("frames", "keyframes", "auto")])
+        check_param(owner, "decode_threads", decode_threads, [Int(ge=1), NoneValue()])
+        self.candidates_from: str = candidates
+        self.decode_threads: int | None = decode_threads
 
     # ------------------------------------------------------------------ candidates
     def candidates(
@@ -136,13 +146,15 @@ class FrameStage:
             if content:
                 ft: dict[str, float] = {}
                 feats = extract_features(video, self.encoder, fps=self.fps, max_frames=self.max_frames,
-                                         cache=self.cache, progress=self.progress, timings=ft)
+                                         cache=self.cache, progress=self.progress, timings=ft,
+                                         candidates=self.candidates_from, decode_threads=self.decode_threads)
                 t["features"] = ft.get("decode", 0.0) + ft.get("encode", 0.0)
                 t["features_decode"], t["features_encode"] = ft.get("decode", 0.0), ft.get("encode", 0.0)
                 t["cache_hit"] = ft.get("cache_hit", 0.0)
             else:
                 t0 = time.perf_counter()
-                idx, times = candidate_frames(meta, fps=self.fps, max_frames=self.max_frames)
+                idx, times = candidate_frames(meta, fps=self.fps, max_frames=self.max_frames,
+                                              source=self.candidates_from)
                 feats = FrameFeatures.positions_only(idx, times, fps=meta.effective_fps,
                                                      duration=meta.duration, source=meta.path)
                 t["features"] = time.perf_counter() - t0
