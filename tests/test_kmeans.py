@@ -118,3 +118,12 @@ def test_machine_threads_bounds() -> None:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     assert 1 <= n <= cpus
     assert machine_threads(work=1.0) == 1  # tiny calls never fan out
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_features_too_large_for_float32_products_hand_over_to_sklearn() -> None:
+    x = _clustered(60, 8, 3, 9) * np.float32(1e18)
+    got = kmeans_released(x, 3)
+    assert got.solver == "sklearn" and "too large" in got.reason
+    s = KTVSelector().select(FrameFeatures.from_array(x), budget=Budget(frames=3))
+    assert len(s) == 3

@@ -279,6 +279,10 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
 
     sgemm = blas.sgemm if x.dtype == np.float32 else blas.dgemm
     t = x.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = float(np.abs(x).max(initial=0.0)) ** 2 * x.shape[1]
+    if not big * 16 < float(np.finfo(x.dtype).max):  # products would overflow the dtype
+        raise _Uncertain("features too large for products in their dtype")
     tol_abs = float(np.mean(np.var(x, axis=0)) * tol) if tol else 0.0
     mean = x.mean(axis=0)
     x -= mean

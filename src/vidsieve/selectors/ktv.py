@@ -192,16 +192,19 @@ def nearest_rows(x: np.ndarray, centers: np.ndarray, allowed: np.ndarray | None 
     k = centers.shape[0]
     c64 = centers.astype(np.float64)
     cn = np.einsum("ij,ij->i", c64, c64)
-    x32 = x if x.dtype == np.float32 else None
-    if x32 is None:  # float64 (or other) features: float64 throughout
+    d2 = bound = None
+    if x.dtype == np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):
+            xn = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+            d2 = cn[:, None] - 2.0 * (centers.astype(np.float32) @ x.T).astype(np.float64) + xn[None, :]
+            radius = np.sqrt(cn)[:, None] + np.sqrt(xn)[None, :]
+            bound = 2.0 * x.shape[1] * 2.0**-24 * radius**2 + 1e-30
+        if not (np.isfinite(d2).all() and np.isfinite(bound).all()):
+            d2 = bound = None  # float32 overflow (huge features): float64 throughout
+    if d2 is None or bound is None:  # float64 (or other) features: float64 throughout
         xf = x.astype(np.float64)
         d2 = cn[:, None] - 2.0 * (c64 @ xf.T) + np.einsum("ij,ij->i", xf, xf)[None, :]
         bound = np.zeros_like(d2)
-    else:
-        xn = np.einsum("ij,ij->i", x32, x32, dtype=np.float64)
-        d2 = cn[:, None] - 2.0 * (centers.astype(np.float32) @ x32.T).astype(np.float64) + xn[None, :]
-        radius = np.sqrt(cn)[:, None] + np.sqrt(xn)[None, :]
-        bound = 2.0 * x.shape[1] * 2.0**-24 * radius**2 + 1e-30
     if allowed is not None:
         d2 = np.where(allowed, d2, np.inf)
     rows = np.zeros(k, dtype=np.int64)
