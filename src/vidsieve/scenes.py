@@ -1,4 +1,4 @@
-"""Scene detection over candidate frames, for scene-driven selection (methods.md section 5).
+"""Scene detection over candidate frames, for scene-driven selection (K-frames, arXiv 2510.13891).
 
 One interface, :class:`SceneDetector`, whose :meth:`~SceneDetector.detect` returns the scenes
 as inclusive ``(start_row, end_row)`` spans of candidate *rows* (positions in the

@@ -60,6 +60,10 @@ def _add_selectors(bsub: Any) -> None:
     p.add_argument("--tolerance", type=float, default=0.5,
                    help="needle match tolerance in seconds (default 0.5)")
     p.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
+    p.add_argument("--styles", default="flat,objects,pan",
+                   help="scene styles of the generated videos, cycled (default flat,objects,pan)")
+    p.add_argument("--real", choices=("auto", "on", "off"), default="auto",
+                   help="also run the real offline clips with TransNetV2 shots (auto: when installed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_selectors)
 
@@ -75,7 +79,8 @@ def run_selectors(args: argparse.Namespace) -> int:
     if args.videos < 1:
         raise ParameterError(f"--videos must be >= 1; got {args.videos}.")
     cfg = BenchConfig(videos=args.videos, minutes=args.minutes, budgets=_budgets(args.budgets),
-                      seed=args.seed, tolerance_s=args.tolerance, cand_fps=args.fps)
+                      seed=args.seed, tolerance_s=args.tolerance, cand_fps=args.fps,
+                      styles=tuple(x.strip() for x in args.styles.split(",") if x.strip()), real=args.real)
     t0 = time.perf_counter()
     res = run_benchmark(cfg, args.out, selectors=args.selectors, progress=not args.quiet)
     print(format_table(res.summary))
@@ -88,6 +93,9 @@ def run_selectors(args: argparse.Namespace) -> int:
           "2 standard errors (better/worse); no mark: not distinguishable from uniform.")
     for line in verdict_lines(res.summary):
         print(line)
+    if res.real:
+        print("\nreal clips (TransNetV2 shots):")
+        print(format_table(res.real))
     m = res.meta
     print(f"\n{m['videos']} videos x {m['minutes']} min, {m['candidates_mean']:.0f} candidates each, "
           f"encoder {m['encoder']}, commit {m['commit']}, seed {m['seed']}; "
@@ -106,6 +114,8 @@ _SCRIPTS = {
     "kmeans": ("kmeans", "KTV k-means keyframes vs the released function: time and same picks (CSV)"),
     "gpu": ("gpu", "one prepared GPU check: kernels vs references, TTFT of 7B-class models (--tiny: CPU)"),
     "ttft": ("ttft", "time to first token and peak memory vs tokens kept, wrapped HF models (CSV)"),
+    "candidates": ("candidates", "candidate features on long videos: one reader vs parallel readers vs key frames (CSV)"),
+    "decode-paths": ("decode_paths", "uniform frames through Pipeline/compare/wrap vs the decord baseline (CSV)"),
 }
 
 

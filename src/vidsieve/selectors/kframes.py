@@ -1,4 +1,4 @@
-"""K-frames: scene-driven any-k frame selection, training-free form (methods.md section 5).
+"""K-frames: scene-driven any-k frame selection, training-free form (K-frames, arXiv 2510.13891).
 
 Source: K-frames (arXiv 2510.13891). The paper *trains* a Qwen2.5-VL-3B selector (SFT + RL)
 that predicts query-relevant clips with priority labels, then samples any number of frames

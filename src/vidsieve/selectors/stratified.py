@@ -1,6 +1,6 @@
 """Stratified argmax over a per-frame score, and the PEEK teacher as a selector.
 
-Stratified argmax (PEEK, arXiv 2605.31029, methods.md section 7): split the candidates into
+Stratified argmax (PEEK, arXiv 2605.31029): split the candidates into
 ``k`` equal contiguous bins and keep the best-scoring frame of each bin, so the selection
 covers the whole video while preferring the most relevant moment of each stretch.
 
