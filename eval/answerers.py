@@ -98,9 +98,7 @@ class FakeSession:
 
         self.owner = owner
         self.video = video
-        t0 = time.perf_counter()
         self.meta = probe(video)  # raises VideoNotFoundError / VideoDecodeError
-        self._probe_s = time.perf_counter() - t0
         self._cache: tuple[np.ndarray, np.ndarray, float] | None = None
 
     def _frames(self) -> tuple[np.ndarray, np.ndarray, float, bool]:

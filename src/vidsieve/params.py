@@ -105,15 +105,6 @@ class Choice(Constraint):
 
 
 @dataclass(frozen=True)
-class Bool(Constraint):
-    def is_satisfied_by(self, value: Any) -> bool:
-        return isinstance(value, bool)
-
-    def describe(self) -> str:
-        return "a bool"
-
-
-@dataclass(frozen=True)
 class NoneValue(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         return value is None
@@ -129,23 +120,6 @@ class Str(Constraint):
 
     def describe(self) -> str:
         return "a non-empty str"
-
-
-@dataclass(frozen=True)
-class IntSeq(Constraint):
-    """A non-empty sequence of ints within bounds (e.g. layer indices)."""
-
-    ge: int | None = None
-    le: int | None = None
-
-    def is_satisfied_by(self, value: Any) -> bool:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-            return False
-        return all(Int(ge=self.ge, le=self.le).is_satisfied_by(v) for v in value)
-
-    def describe(self) -> str:
-        b = _bound_text(self.ge, None, self.le, None)
-        return f"a non-empty tuple of ints {b}".rstrip()
 
 
 @dataclass(frozen=True)
