@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from vidsieve.kmeans import kmeans_released, machine_threads
 from vidsieve.selectors.ktv import KTVSelector
@@ -38,12 +39,20 @@ CASES = {
 }
 
 
+def _released_sklearn(x: np.ndarray, **kw: object) -> KMeans:
+    """The oracle: scikit-learn's KMeans on one thread. With several OpenMP threads its own
+    centre sums are reduced per thread, so its last bits depend on the thread count; one thread
+    sums in sample order, the order vidsieve reproduces."""
+    with threadpool_limits(1):
+        return KMeans(**kw).fit(x)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_same_result_as_sklearn(case: str) -> None:
     make, k = CASES[case]
     x = make()
     x_before = x.copy()
-    km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0).fit(x)
+    km = _released_sklearn(x, n_clusters=k, init="k-means++", n_init=10, random_state=0)
     got = kmeans_released(x, k)
     np.testing.assert_array_equal(x, x_before)  # input untouched
     assert got.centers.dtype == km.cluster_centers_.dtype
@@ -61,7 +70,7 @@ def test_clustered_inputs_take_the_lockstep_path(seed: int) -> None:
     x = _clustered(500, 48, 25, seed)
     for k in (6, 12):
         got = kmeans_released(x, k, random_state=seed)
-        km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=seed).fit(x)
+        km = _released_sklearn(x, n_clusters=k, init="k-means++", n_init=10, random_state=seed)
         assert got.solver == "lockstep", got.reason
         np.testing.assert_array_equal(got.centers, km.cluster_centers_)
 
@@ -75,7 +84,7 @@ def test_early_exit_drops_repeats_and_keeps_the_result() -> None:
     assert sum(fast.iterations) < sum(full.iterations)
     np.testing.assert_array_equal(fast.centers, full.centers)
     np.testing.assert_array_equal(fast.labels, full.labels)
-    km = KMeans(n_clusters=3, init="k-means++", n_init=10, random_state=0).fit(x)
+    km = _released_sklearn(x, n_clusters=3, init="k-means++", n_init=10, random_state=0)
     np.testing.assert_array_equal(fast.centers, km.cluster_centers_)
 
 
@@ -85,7 +94,7 @@ def test_duplicate_points_hand_over_to_sklearn() -> None:
     # scikit-learn) are decisions the lock-step path leaves to scikit-learn
     x = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]], dtype=np.float32), 5, axis=0)
     got = kmeans_released(x, 3)
-    km = KMeans(n_clusters=3, init="k-means++", n_init=10, random_state=0).fit(x)
+    km = _released_sklearn(x, n_clusters=3, init="k-means++", n_init=10, random_state=0)
     assert got.solver == "sklearn" and got.reason
     np.testing.assert_array_equal(got.centers, km.cluster_centers_)
 
@@ -94,7 +103,7 @@ def test_duplicate_points_hand_over_to_sklearn() -> None:
 def test_selector_picks_equal_released_function(k: int) -> None:
     """KTVSelector's rows equal the released function's: KMeans + nearest frame to each centre."""
     x = _clustered(600, 64, 30, k)
-    km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0).fit(x)
+    km = _released_sklearn(x, n_clusters=k, init="k-means++", n_init=10, random_state=0)
     nearest = np.argmin(np.linalg.norm(x - km.cluster_centers_[:, None, :], axis=2), axis=1)
     sel = KTVSelector()
     s = sel.select(FrameFeatures.from_array(x), budget=Budget(frames=k))
