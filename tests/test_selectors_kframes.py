@@ -154,6 +154,19 @@ def test_no_query_covers_every_scene():
     assert s3.extras["allocation"] == [1, 0, 1, 0, 1]
 
 
+def test_no_query_coverage_does_not_show_a_recurring_look_twice():
+    """Scenes A B A' C (A' repeats A's look): with 3 frames, coverage shows A, B and C, not A
+    twice (the longest-scenes rule would pick A, A' and B)."""
+    rng = np.random.default_rng(3)
+    look = rng.normal(size=(3, 16)) * 3
+    lengths, sid = [20, 18, 19, 6], [0, 1, 0, 2]
+    emb = np.concatenate([look[j] + rng.normal(scale=0.05, size=(n, 16)) for n, j in zip(lengths, sid)])
+    feats = FrameFeatures.from_array(emb.astype(np.float32), fps=1.0)
+    s = vidsieve.create_selector("kframes", min_scene=0.0).select(feats, budget=3)
+    assert len(s.extras["scenes"]) == 4
+    assert s.extras["allocation"] == [1, 1, 0, 1]
+
+
 @pytest.mark.parametrize("mode", ["focused", "hybrid"])
 @pytest.mark.parametrize("within", ["argmax", "uniform"])
 def test_exactly_min_k_t(mode, within):

@@ -22,8 +22,9 @@ every learned step is replaced by a rule:
    (stratified argmax of the query cosine), ``"uniform"`` the middle of each bin.
 
 Without a query embedding the selector does *scene coverage*: frames by scene length, every
-scene at least one frame while k allows (with fewer frames than scenes, the longest scenes
-win), evenly spaced within scenes; ``extras["query_used"]`` is False.
+scene at least one frame while k allows (with fewer frames than scenes: the longest scene,
+then each next the scene least like those chosen, so recurring looks are not shown twice),
+evenly spaced within scenes; ``extras["query_used"]`` is False.
 
 Outputs: ``clips`` = source-index spans of the scenes that received frames;
 ``extras["scenes"]`` (row spans), ``extras["scene_bounds"]`` (source-index spans),
@@ -79,14 +80,33 @@ def spread_evenly(r: int, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def coverage_allocation(k: int, lengths: np.ndarray) -> np.ndarray:
-    """Query-free any-k: one frame per scene while k allows (longest scenes first), the rest
-    proportional to length (largest remainder, capped by length)."""
+def coverage_allocation(k: int, lengths: np.ndarray, looks: np.ndarray | None = None) -> np.ndarray:
+    """Query-free any-k: one frame per scene while k allows, the rest proportional to length
+    (largest remainder, capped by length).
+
+    With fewer frames than scenes, the scenes that get one are chosen for coverage: the longest
+    first, then (with ``looks``, ``[S, D]`` mean scene descriptors) each next the scene with the
+    largest ``length * (1 - cos)`` to its most similar chosen scene (ties: the earlier): among
+    distinct looks the longest scenes win, and a look that recurs in several scenes is not
+    shown twice while another look is never shown. Without ``looks``: the longest scenes.
+    """
     s = lengths.size
     out = np.zeros(s, dtype=np.int64)
     if k <= s:
-        order = np.lexsort((np.arange(s), -lengths))
-        out[order[:k]] = 1
+        if looks is None or s < 2:
+            order = np.lexsort((np.arange(s), -lengths))
+            out[order[:k]] = 1
+            return out
+        v = looks.astype(np.float64)
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        first = int(np.lexsort((np.arange(s), -lengths))[0])
+        out[first] = 1
+        nearest = v @ v[first]  # [S] highest cosine to a chosen scene
+        for _ in range(k - 1):
+            gain = np.where(out > 0, -np.inf, lengths * np.clip(1.0 - nearest, 0.0, 2.0))
+            j = int(np.argmax(gain))  # first maximum: the earlier scene on ties
+            out[j] = 1
+            nearest = np.maximum(nearest, v @ v[j])
         return out
     out[:] = 1
     return out + largest_remainder(k - s, lengths.astype(np.float64), cap=lengths - 1)
@@ -226,7 +246,8 @@ class KFramesSelector(FrameSelector):
         priority = np.zeros(starts.size, dtype=np.int64)
         srel: np.ndarray | None = None
         if rel is None:
-            alloc = coverage_allocation(k, lengths)
+            looks = np.stack([features.embeddings[a : b + 1].mean(0) for a, b in sc]) if features.content else None
+            alloc = coverage_allocation(k, lengths, looks)
         else:
             srel = scene_relevance(rel, starts, self.relevance, self.top_m)
             order = np.lexsort((np.arange(starts.size), -srel))
