@@ -16,7 +16,9 @@ RSS:
   selector pays on top; shows what the content-free path saves).
 
 One-time set-up (imports, building the model or the selector objects) happens before the
-clock starts; what is timed is the per-video work. Prints the table with each path's time and
+clock starts; each process then makes ``--reps`` calls on the video: the time reported is the
+median of the calls after the first (the per-video cost a benchmark run pays), the first call
+(with one-time costs such as loading decoder libraries) is in ``first_call_s``. Prints the table with each path's time and
 peak memory as a ratio to the baseline measured in the same run (and the working memory: peak
 minus the RSS after imports), and writes ``decode_paths.csv`` (machine, versions, shapes) to ``--out``.
 
@@ -39,7 +41,7 @@ PATHS = ("decord-baseline", "pipeline", "compare", "wrap", "candidates")
 
 _CHILD = r"""
 import json, resource, sys, time
-path, mode, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, mode, k, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 import numpy as np
 if mode == "wrap":  # model construction is not part of the frame stage: build it first
     import vidsieve
@@ -53,31 +55,43 @@ else:
     vidsieve.list_selectors()  # one-time registry import, not per-video work
     pipe = vidsieve.pipeline.Pipeline(frames="uniform", cache=False, progress=False)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-if mode == "decord-baseline":
-    vr = decord.VideoReader(path, num_threads=1)
-    idx = np.linspace(0, len(vr) - 1, k).astype(int)
-    n = len(vr.get_batch(idx.tolist()).asnumpy())
-elif mode == "pipeline":
-    n = len(pipe.run(path, budget=k).frames)
-elif mode == "compare":
-    from vidsieve.types import Budget
-    r = vidsieve.compare.run_compare(path, budget=Budget(frames=k), selectors="uniform", cache=False, progress=False)
-    n = len(r.selections["uniform"])
-elif mode == "wrap":
-    n = len(np.unique(vlm.select_frames(path, "what happens?").frames.indices))
-else:
+
+
+def once():
+    if mode == "decord-baseline":
+        vr = decord.VideoReader(path, num_threads=1)
+        idx = np.linspace(0, len(vr) - 1, k).astype(int)
+        return len(vr.get_batch(idx.tolist()).asnumpy())
+    if mode == "pipeline":
+        return len(pipe.run(path, budget=k).frames)
+    if mode == "compare":
+        from vidsieve.types import Budget
+        r = vidsieve.compare.run_compare(path, budget=Budget(frames=k), selectors="uniform", cache=False, progress=False)
+        return len(r.selections["uniform"])
+    if mode == "wrap":
+        return len(np.unique(vlm.select_frames(path, "what happens?").frames.indices))
     f = vidsieve.features.extract_features(path, vidsieve.encoders.pixel.PixelEncoder(), fps=1.0, cache=False, progress=False)
-    n = len(f)
-dt = time.perf_counter() - t0
+    return len(f)
+
+
+times = []
+for _ in range(reps):
+    t0 = time.perf_counter()
+    n = once()
+    times.append(time.perf_counter() - t0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"frames": int(n), "seconds": dt, "peak_rss_mb": peak / 1024, "import_rss_mb": base / 1024}))
+warm = sorted(times[1:])[len(times[1:]) // 2] if len(times) > 1 else times[0]
+print(json.dumps({"frames": int(n), "seconds": warm, "first_call_s": times[0], "peak_rss_mb": peak / 1024,
+                  "import_rss_mb": base / 1024}))
 """
 
 
-def measure(path: Path, mode: str, frames: int) -> dict[str, Any]:
-    """One path in a fresh process: frames delivered, seconds, peak and post-import RSS (MB)."""
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode, str(frames)], capture_output=True, text=True)
+def measure(path: Path, mode: str, frames: int, reps: int = 3) -> dict[str, Any]:
+    """One path in a fresh process, ``reps`` calls: frames delivered, ``seconds`` (median of the
+    calls after the first: the per-video cost), ``first_call_s`` (with one-time costs), peak and
+    post-import RSS (MB)."""
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode, str(frames), str(reps)],
+                       capture_output=True, text=True)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -95,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=25.0, help="frame rate of the generated videos (default 25)")
     ap.add_argument("--frames", type=int, default=32, help="uniform frames to pick (default 32)")
     ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="calls per path and process; the time is the median after the first (default 3)")
     ap.add_argument("--out", default="runs/bench-decode-paths", help="output directory")
     ap.add_argument("--videos", default=None, help="folder for the generated videos (default: OUT/videos)")
     args = ap.parse_args(argv)
     minutes = [float(m) for m in args.minutes.split(",") if m.strip()]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]
-    if bad or not minutes or args.frames < 1:
+    if bad or not minutes or args.frames < 1 or args.reps < 1:
         ap.error(f"unknown paths {bad}; choose from {PATHS}" if bad else "--minutes and --frames >= 1 are needed")
     if "decord-baseline" not in paths:
         paths.insert(0, "decord-baseline")
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         video = make_video(vdir / f"scenes_{m:g}min_{h}x{w}_{args.fps:g}fps.mp4", m, args.fps, (h, w))
         base: dict[str, Any] = {}
         for p in paths:
-            res = measure(video, p, args.frames)
+            res = measure(video, p, args.frames, args.reps)
             if p == "decord-baseline":
                 base = res
             row: dict[str, Any] = {"minutes": m, "size": f"{h}x{w}", "video_fps": args.fps, "k": args.frames,
@@ -134,7 +150,7 @@ def _line(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} ERROR {r['error']}"
     return (f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} {r['frames']:>5} frames "
-            f"{r['seconds']:8.2f} s ({r.get('time_x_baseline', 1.0):6.2f}x)  peak RSS {r['peak_rss_mb']:7.0f} MB "
+            f"{r['seconds']:8.2f} s ({r.get('time_x_baseline', 1.0):6.2f}x, first {r['first_call_s']:6.2f} s)  peak RSS {r['peak_rss_mb']:7.0f} MB "
             f"({r.get('peak_rss_x_baseline', 1.0):5.2f}x, working {r.get('work_rss_mb', 0):6.1f} MB)")
 
 
