@@ -386,7 +386,8 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
             best, best_root = r0, r
     r, perm = resolve(best)
     cen_r, lab_r = final_centers[r], final_labels[r]
-    assert cen_r is not None and lab_r is not None
+    if cen_r is None or lab_r is None:  # pragma: no cover - every restart ends with a result
+        raise RuntimeError("k-means: the winning restart has no result (internal error).")
     named = np.empty_like(cen_r)
     named[perm] = cen_r  # in the winning restart's own cluster order
     inertia = exact.get(r, approx_inertia[r])

@@ -218,7 +218,8 @@ def _run_frame_stage(
         selector_params=selector_params, owner="video_input",
     )
     out = stage.run(video, budget=budget, query=query, video_fps=video_fps)
-    assert out.frames is not None  # decode_size=None always decodes
+    if out.frames is None:  # pragma: no cover - decode_size=None always decodes
+        raise RuntimeError("the frame stage returned no frames (internal error).")
     return out.meta, out.selection, out.frames, out.query, dict(out.timings)
 
 

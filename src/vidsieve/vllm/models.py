@@ -82,7 +82,8 @@ class VidsieveQwen2_5_VLForConditionalGeneration(Qwen2_5_VLForConditionalGenerat
             pruned = prune_video_embeds(
                 emb, size, merge, retained, selector, positions=positions, allotment=allotment
             )
-            assert pruned.positions is not None
+            if pruned.positions is None:  # pragma: no cover - positions were passed in
+                raise RuntimeError("pruning lost the position channels (internal error).")
             out.append(torch.cat([pruned.embeds, pruned.positions], dim=1))
         return tuple(out)
 
