@@ -32,7 +32,7 @@ Outputs in ``--out``: ``gpu.csv`` (every row, with machine, versions and commit)
 Usage::
 
     vidsieve bench gpu --out runs/bench-gpu          # on a GPU machine
-    vidsieve bench gpu --tiny --out /tmp/gpu-tiny    # CPU smoke run
+    vidsieve bench gpu --tiny --out runs/gpu-tiny    # CPU smoke run
 """
 
 from __future__ import annotations

@@ -68,6 +68,19 @@ class SceneVideo:
         return int(np.searchsorted(np.asarray(self.starts), frame, side="right") - 1)
 
 
+
+def _paint_needle(img: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> None:
+    """A needle frame's mark, in place: a large red/white checker square in the centre.
+
+    img: float ``[h, w, 3]``; yy, xx: int ``[h, w]`` pixel coordinates.
+    """
+    h, w = yy.shape
+    cy, cx, r = h // 2, w // 2, min(h, w) // 3
+    sq = (np.abs(yy - cy) < r) & (np.abs(xx - cx) < r)
+    chk = ((yy // max(r // 3, 1) + xx // max(r // 3, 1)) % 2).astype(bool)
+    img[sq & chk] = (250, 30, 30)
+    img[sq & ~chk] = (250, 250, 250)
+
 def look_palette(look: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Deterministic (background RGB, shape RGB, texture period) for a scene look."""
     rng = np.random.default_rng(10_007 * (look + 1))
@@ -90,11 +103,7 @@ def render_frame(look: int, t: int, size: tuple[int, int], needle: bool = False,
     img = bg[None, None, :] + (stripes[..., None] * 40 - 20)
     # a moving disc (or, for a needle, a large white/red checker square in the centre)
     if needle:
-        cy, cx, r = h // 2, w // 2, min(h, w) // 3
-        sq = (np.abs(yy - cy) < r) & (np.abs(xx - cx) < r)
-        chk = ((yy // max(r // 3, 1) + xx // max(r // 3, 1)) % 2).astype(bool)
-        img[sq & chk] = (250, 30, 30)
-        img[sq & ~chk] = (250, 250, 250)
+        _paint_needle(img, yy, xx)
     else:
         cx = int((0.2 + 0.6 * ((t * 0.03 + look * 0.17) % 1.0)) * w)
         cy = int((0.3 + 0.4 * ((look * 0.37) % 1.0)) * h)
@@ -179,11 +188,7 @@ def _render_moving(look: int, t: int, size: tuple[int, int], needle: bool, style
             shape = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
         img[shape] = pal[j % len(pal)]
     if needle:
-        cy, cx, r = h // 2, w // 2, min(h, w) // 3
-        sq = (np.abs(yy - cy) < r) & (np.abs(xx - cx) < r)
-        chk = ((yy // max(r // 3, 1) + xx // max(r // 3, 1)) % 2).astype(bool)
-        img[sq & chk] = (250, 30, 30)
-        img[sq & ~chk] = (250, 250, 250)
+        _paint_needle(img, yy, xx)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
