@@ -10,7 +10,7 @@ from typing import Any
 
 from vidsieve.adapters.tiny import FAMILIES, make_frames
 
-__all__ = ["FAMILIES", "build", "make_frames", "small_encoder"]
+__all__ = ["FAMILIES", "build", "make_frames", "record_processor_calls", "small_encoder"]
 
 _CACHE: dict[str, tuple[Any, Any]] = {}
 
@@ -27,3 +27,17 @@ def small_encoder() -> Any:
     import vidsieve
 
     return vidsieve.create_encoder("pixel", size=32, lum_grid=4, grid=4)
+
+
+def record_processor_calls(proc: Any, monkeypatch: Any) -> list[dict[str, Any]]:
+    """Keyword arguments of every call to ``proc`` from now on (the processor still runs);
+    undone by ``monkeypatch`` at the end of the test."""
+    seen: list[dict[str, Any]] = []
+    orig = type(proc).__call__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(proc), "__call__", spy)
+    return seen

@@ -191,14 +191,7 @@ def test_budget_below_fixed_tokens_is_a_clear_error() -> None:
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision"])
 def test_chosen_frame_indices_and_fps_reach_the_processor(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model, proc = fx.build(family)
-    seen: list[dict[str, Any]] = []
-    orig = type(proc).__call__
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs)
-        return orig(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(proc), "__call__", spy)
+    seen = fx.record_processor_calls(proc, monkeypatch)
     video = fx.make_frames(10, 60, 80, seed=3, fps=5.0, step=7)  # source indices 0, 7, ..., 63
     vlm = wrap(model, proc, frames="uniform", tokens="none", cache=False, encoder=fx.small_encoder(), budget=vidsieve.Budget(frames=4))
     kw = vlm.prepare(video, "describe the video")
@@ -435,14 +428,7 @@ def test_qwen3_timestamps_tell_true_presentation_times(monkeypatch: pytest.Monke
     the processor's per-group timestamps are the true times; constant-rate frames keep their
     integer indices (the plain processor's metadata)."""
     model, proc = fx.build("qwen3_vl")
-    seen: list[dict[str, Any]] = []
-    orig = type(proc).__call__
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs)
-        return orig(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(proc), "__call__", spy)
+    seen = fx.record_processor_calls(proc, monkeypatch)
     pix = fx.make_frames(4, seed=9).pixels
     idx = np.array([0, 10, 20, 30])
     ts = np.array([0.0, 0.25, 1.5, 1.9])  # not idx / fps for any single fps

@@ -18,6 +18,8 @@ import vidsieve
 from vidsieve.cli import main
 from vidsieve.decoding import decode_frames, frame_timestamps
 
+from .adapters_fixtures import record_processor_calls
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 VFR_TIMES = [round(0.1 * n, 3) for n in range(10)] + [round(1.0 + 0.5 * n, 3) for n in range(10)]
 
@@ -95,14 +97,7 @@ def test_wrap_runs_a_90x1600_video(videos):
 
 def test_wrap_tells_qwen3_the_true_times_of_a_vfr_video(videos, monkeypatch):
     vlm, proc = _wrapped()
-    seen: list[dict[str, Any]] = []
-    orig = type(proc).__call__
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs)
-        return orig(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(proc), "__call__", spy)
+    seen = record_processor_calls(proc, monkeypatch)
     vlm.generate(str(videos["vfr"]), "when does it change?", max_new_tokens=2, do_sample=False)
     st = vlm.last_stats
     idx = np.asarray(st.frame_indices[0])
