@@ -36,6 +36,10 @@ CASES = {
     "random-257x17-k12": (lambda: _random(257, 17, 4), 12),
     "clustered-float64-200x24-k4": (lambda: _clustered(200, 24, 8, 5).astype(np.float64), 4),
     "k1": (lambda: _random(50, 8, 6), 1),
+    # more samples than scikit-learn's distance block (1,082 rows at 64 features): the first
+    # k-means++ distances come from blocks of that length plus an odd tail of 18
+    "random-1100x64-k5": (lambda: _random(1100, 64, 7), 5),
+    "clustered-1500x48-k8": (lambda: _clustered(1500, 48, 30, 8), 8),
 }
 
 
@@ -136,3 +140,44 @@ def test_features_too_large_for_float32_products_hand_over_to_sklearn() -> None:
     assert got.solver == "sklearn" and "too large" in got.reason
     s = KTVSelector().select(FrameFeatures.from_array(x), budget=Budget(frames=3))
     assert len(s) == 3
+
+
+def test_incremental_products_equal_full_products() -> None:
+    """Recomputing only the moved centres' rows gives the full product's values: one BLAS
+    output element does not depend on how many other rows the call has (the assumption the
+    lock-step E-step rests on, checked on this machine's BLAS)."""
+    from scipy.linalg import blas
+
+    from vidsieve.kmeans import _Distances, _estep, _products
+
+    x = _clustered(700, 96, 12, 11)
+    rng = np.random.default_rng(0)
+    centres = (x[rng.integers(0, 700, (4, 6))] + 0.1).astype(np.float32)  # [R, k, D]
+    with threadpool_limits(1):
+        full = _products(x, centres.reshape(24, 96), blas.sgemm)
+        for m in (1, 2, 3, 7, 23):
+            rows = np.sort(rng.choice(24, m, replace=False))
+            part = _products(x, centres.reshape(24, 96)[rows] if m > 1
+                             else np.repeat(centres.reshape(24, 96)[rows], 2, axis=0), blas.sgemm)
+            np.testing.assert_array_equal(part[:m], full[rows])
+        cache = _Distances(4, 6, 700, np.dtype(np.float32))
+        cache.estep(x, centres, [0, 1, 2, 3], blas.sgemm)
+        centres[1, 2] += 0.5  # one centre of one restart moves, restart 3 is done
+        cache.stale[1, 2] = True
+        labels, dmin = cache.estep(x, centres, [0, 1, 2], blas.sgemm)
+        ref_labels, ref_dmin = _estep(x, centres[:3], blas.sgemm)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(dmin, ref_dmin)
+
+
+def test_thread_limit_limits_and_restores() -> None:
+    from threadpoolctl import threadpool_info
+
+    from vidsieve.kmeans import thread_limit
+
+    before = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    with thread_limit(1):
+        inside = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    after = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    assert inside and all(n == 1 for n in inside.values())
+    assert after == before

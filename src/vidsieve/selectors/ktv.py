@@ -129,13 +129,11 @@ def kmeans_keyframes(
     ``"sklearn"`` (``KMeans`` itself) or ``"minibatch"`` (``MiniBatchKMeans``: faster, other
     picks). ``info``, when given, receives which solver answered and why.
     """
-    from threadpoolctl import threadpool_limits
-
-    from ..kmeans import machine_threads
+    from ..kmeans import machine_threads, thread_limit
 
     if threads is None:
         threads = machine_threads(work=2.0 * n_init * x.shape[0] * x.shape[1] * k * 10)
-    with threadpool_limits(limits=threads):
+    with thread_limit(threads):
         return _kmeans_keyframes(
             x, k, n_init, random_state, max_iter, algorithm, pca_dims, representative, solver,
             {} if info is None else info,
