@@ -8,6 +8,8 @@ from vidsieve import FrameIndexError, ParameterError, VideoDecodeError, VideoNot
 from vidsieve.decoding import decode_frames, iter_frames, probe, sample_indices
 from vidsieve.synth import make_scene_video
 
+from .conftest import EXAMPLE_VIDEO
+
 
 def test_probe_metadata(scene_video):
     m = probe(scene_video.path, codec=True)
@@ -111,3 +113,59 @@ def test_two_frames_do_not_decode_the_whole_video(tmp_path_factory):
 def test_directory_is_not_a_video(tmp_path):
     with pytest.raises(VideoDecodeError, match="directory"):
         probe(tmp_path)
+
+
+def test_decode_frames_fills_one_output_in_place() -> None:
+    """Chosen frames are decoded into one array allocated once, filled chunk by chunk: the
+    numpy memory held at the peak is the output plus one small chunk, not the output twice
+    (one batch plus its concatenation). Pixels equal decord's own get_batch (the oracle)."""
+    import tracemalloc
+
+    import decord
+
+    from vidsieve.decoding import SELECTED_CHUNK, decode_frames
+
+    wanted = [70, 3, 41, 3, 88, 12, 55, 29, 64, 7, 19, 33, 47, 80, 91, 60, 25, 5]
+    order = sorted(set(wanted))
+    ref = decord.VideoReader(str(EXAMPLE_VIDEO), num_threads=1).get_batch(order).asnumpy()
+    decode_frames(EXAMPLE_VIDEO, wanted)  # warm: decoder libraries, stream index
+    tracemalloc.start()
+    try:
+        fr = decode_frames(EXAMPLE_VIDEO, wanted)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(fr.indices, order)
+    np.testing.assert_array_equal(fr.pixels, ref)
+    one = fr.pixels[0].nbytes
+    assert fr.pixels.nbytes == len(order) * one
+    assert peak <= fr.pixels.nbytes + SELECTED_CHUNK * one + 2**20, (peak, fr.pixels.nbytes)
+
+
+def test_probe_then_decode_opens_the_file_once(scene_video, monkeypatch) -> None:
+    """The frame stage probes, then decodes the chosen frames: one reader serves both (opening
+    parses the whole stream index); after clear_caches the next call opens it afresh."""
+    import vidsieve.decoding as dec
+
+    opened: list[str] = []
+    real = dec.open_reader
+
+    def counting(path, size=None):  # type: ignore[no-untyped-def]
+        opened.append(f"{path}:{size}")
+        return real(path, size=size)
+
+    monkeypatch.setattr(dec, "open_reader", counting)
+    dec.clear_caches()
+    meta = probe(scene_video.path)
+    fr = decode_frames(scene_video.path, [3, 40, 77])
+    assert len(opened) == 1 and fr.pixels.shape == (3, meta.height, meta.width, 3)
+    again = decode_frames(scene_video.path, [3, 40, 77])  # the reader was handed back
+    np.testing.assert_array_equal(again.pixels, fr.pixels)
+    assert len(opened) == 1
+    dec.clear_caches()
+    probe(scene_video.path)
+    assert len(opened) == 2
+    with pytest.raises(FrameIndexError):
+        decode_frames(scene_video.path, [10**6])
+    probe(scene_video.path)  # the failed call did not keep its reader
+    assert len(opened) == 3

@@ -85,3 +85,26 @@ def test_failed_write_leaves_the_previous_report_and_no_temp_files(long_query_re
 def test_picture_shows_each_selector_lane(long_query_result):
     arr = np.asarray(Image.open(io.BytesIO(render_png(long_query_result))).convert("RGB"))
     assert arr.std() > 10  # not a blank canvas
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_thumbnails_of_long_videos_reuse_the_frame_stage_reader(scene_video, monkeypatch, native):
+    """On long videos (here: every video) the thumbnails come from the reader the frame stage
+    opened, resized after decoding; otherwise from a thumbnail-size reader. Either way they
+    are the chosen frames at the thumbnail height, close to each other."""
+    import vidsieve.compare as cmp
+    import vidsieve.decoding as dec
+
+    monkeypatch.setattr(cmp, "NATIVE_THUMBS_FROM_FRAMES", 0 if native else 10**9)
+    opened: list[object] = []
+    real = dec.open_reader
+    monkeypatch.setattr(dec, "open_reader", lambda p, size=None: opened.append(size) or real(p, size=size))
+    dec.clear_caches()
+    r = cmp.run_compare(scene_video.path, budget=Budget(frames=4), selectors="uniform", cache=False,
+                        progress=False, thumb_height=48)
+    assert opened == ([None] if native else [None, (48, 64)])
+    assert sorted(r.thumbs) == sorted(int(i) for i in r.selections["uniform"].indices)
+    ref = dec.decode_frames(scene_video.path, sorted(r.thumbs), size=(48, 64)).pixels
+    got = np.stack([r.thumbs[i] for i in sorted(r.thumbs)])
+    assert got.shape == ref.shape == (len(r.thumbs), 48, 64, 3)
+    assert np.abs(got.astype(int) - ref.astype(int)).mean() < 8  # two resizers, same picture

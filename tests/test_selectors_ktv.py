@@ -229,3 +229,16 @@ def test_nearest_rows_equals_float64_argmin_with_ties_to_lowest_row() -> None:
     masked = nearest_rows(x, centers, allowed)
     assert masked[:4].tolist() == (250 + np.argmin(((xf[None, 250:] - cf[:4, None]) ** 2).sum(-1), axis=1)).tolist()
     assert masked[4] == 0
+
+
+def test_nearest_rows_exact_where_float32_rounding_is_larger_than_the_gaps() -> None:
+    """Large common offset, tiny differences: float32 norms and products alone would pick
+    wrong rows; the error bound sends every close call to float64."""
+    from vidsieve.selectors.ktv import nearest_rows
+
+    rng = np.random.default_rng(9)
+    x = (300.0 + rng.normal(scale=1e-3, size=(500, 64))).astype(np.float32)
+    centers = x[rng.integers(0, 500, 7)].astype(np.float64) + rng.normal(scale=4e-4, size=(7, 64))
+    xf = x.astype(np.float64)
+    brute = np.argmin(((xf[None] - centers[:, None]) ** 2).sum(-1), axis=1)
+    assert nearest_rows(x, centers).tolist() == brute.tolist()

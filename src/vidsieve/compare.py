@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import decode_frames
+from .decoding import decode_frames, iter_frames
 from .encoders.base import FrameEncoder
 from .errors import ParameterError, VidsieveError
 from .pipeline import FrameStage, token_input_from_features
@@ -58,6 +58,15 @@ class CompareResult:
             "environment": environment(),
         }
 
+
+
+#: frames of at most this many pixels (1080p) are decoded at their size for the thumbnails and
+#: resized after; larger ones are resized by the decoder (cheaper than decoding 4K frames whole)
+NATIVE_THUMBS_UP_TO = 1920 * 1088
+#: ... on long videos only: opening a second reader costs about 3 us per frame of the video,
+#: while on short ones decord's scaling (in its decoding thread) is faster than decoding whole
+#: frames and resizing them here (measured with ``vidsieve bench decode-paths``)
+NATIVE_THUMBS_FROM_FRAMES = 30_000
 
 def _match(names: list[str], patterns: str | None) -> list[str]:
     if not patterns:
@@ -138,10 +147,26 @@ def run_compare(
     if wanted:
         th = thumb_height
         tw = max(2, int(round(th * meta.width / max(meta.height, 1))) // 2 * 2)
-        fr: Frames = decode_frames(video, wanted, size=(th, tw))
-        thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}
+        if meta.num_frames >= NATIVE_THUMBS_FROM_FRAMES and meta.width * meta.height <= NATIVE_THUMBS_UP_TO:
+            # through the reader the frame stage already opened (a second, thumbnail-size
+            # reader would parse the stream index again: ~0.3 s per hour of video), a few
+            # frames at a time, each resized at once
+            for f in iter_frames(video, wanted, chunk=8):
+                thumbs.update((int(i), _thumbnail(p, (th, tw))) for i, p in zip(f.indices, f.pixels))
+        else:
+            fr: Frames = decode_frames(video, wanted, size=(th, tw))
+            thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}
     stage_times["decode_selected"] = time.perf_counter() - t0
     return CompareResult(meta, feats, budget, q, enc.cache_key(), sels, errors, thumbs, stage_times, tok_sels, token_frames, notes)
+
+
+def _thumbnail(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` frame resized to ``size`` ``(h, w)`` (Pillow: box reduction, then
+    bilinear)."""
+    from PIL import Image
+
+    img = Image.fromarray(frame).resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(img)
 
 
 def _grid_size(feats: FrameFeatures) -> int:

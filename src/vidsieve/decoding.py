@@ -195,6 +195,10 @@ class _StreamTimes:
         st = p.stat()
         return (str(p.resolve()), st.st_size, st.st_mtime_ns)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     def get(self, p: Path, vr: Any = None) -> tuple[np.ndarray, float]:
         """(start times ``[N]`` float64 seconds, average fps) of ``p``; ``vr`` an open reader."""
         k = self.key(p)
@@ -236,6 +240,54 @@ def _read_times(vr: Any) -> tuple[np.ndarray, float]:
 _TIMES = _StreamTimes()
 
 
+class _ReaderCache:
+    """The last file's open native-size reader, handed to one user at a time.
+
+    Opening a decord reader parses the whole stream index (about 0.3 s for an hour of video);
+    ``probe`` followed by decoding the chosen frames would open the file twice. A reader is
+    taken out while in use and given back after, so two threads never share one; at most
+    ``maxsize`` idle readers are kept (each holds its decoder's buffers).
+    """
+
+    def __init__(self, maxsize: int = 1) -> None:
+        self._idle: OrderedDict[tuple[str, int, int], tuple[Any, int]] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def take(self, p: Path) -> tuple[Any, int]:
+        """(an open native reader of ``p``, frames it has decoded since it was opened)."""
+        k = _StreamTimes.key(p)
+        with self._lock:
+            got = self._idle.pop(k, None)
+        return got if got is not None else (open_reader(p), 0)
+
+    def give(self, p: Path, vr: Any, decoded: int = 0) -> None:
+        try:
+            k = _StreamTimes.key(p)
+        except OSError:  # the file went away: nothing to keep the reader for
+            return
+        with self._lock:
+            self._idle[k] = (vr, decoded)
+            self._idle.move_to_end(k)
+            while len(self._idle) > self._maxsize:
+                self._idle.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._idle.clear()
+
+
+_READERS = _ReaderCache()
+
+
+def clear_caches() -> None:
+    """Forget every file's cached frame times and close the idle reader kept for the next
+    call (its decoder buffers are freed). Benchmarks call it so each call opens the file as a
+    first one would."""
+    _READERS.clear()
+    _TIMES.clear()
+
+
 def frame_timestamps(
     path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray | None = None
 ) -> np.ndarray:
@@ -261,9 +313,10 @@ def probe(path: str | os.PathLike[str], *, codec: bool = False) -> VideoMeta:
     ``codec=True`` also asks FFmpeg for the codec name.
     """
     p = _check_path(path)
-    vr = open_reader(p)
+    vr, decoded = _READERS.take(p)
     _, fps = _TIMES.get(p, vr)
     h, w = _frame_shape(vr, p)
+    _READERS.give(p, vr, decoded + 1)
     st = p.stat()
     return VideoMeta(
         path=str(p),
@@ -281,6 +334,7 @@ def _frame_shape(vr, p: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def
     # some builds; reading one frame is cheap and also proves the stream decodes.
     try:
         with _native_stderr_held():
+            vr.seek(0)  # a reader handed back after decoding may stand anywhere
             shape = vr.next().shape
             vr.seek(0)
     except Exception as e:
@@ -458,18 +512,30 @@ class _BatchDecoder:
     after decoding.
     """
 
-    def __init__(self, p: Path, size: tuple[int, int] | None) -> None:
+    def __init__(self, p: Path, size: tuple[int, int] | None, *, shared: bool = False) -> None:
+        """shared: a native-size reader may come from (and go back to, :meth:`close`) the
+        last file's idle reader."""
         self.p, self.size = p, size
         self.decode_size = size
         self.vr: Any = None
+        self.since_open = 0
+        self.shared = shared
         if size is not None:
             try:
                 self.vr = open_reader(p, size=size)
             except VideoDecodeError:
                 self.decode_size = None
         if self.vr is None:
-            self.vr = open_reader(p)
-        self.since_open = 0
+            if shared:
+                self.vr, self.since_open = _READERS.take(p)
+            else:
+                self.vr = open_reader(p)
+
+    def close(self) -> None:
+        """Give a native-size reader back for the next call on the same file."""
+        if self.shared and self.decode_size is None and self.vr is not None:
+            _READERS.give(self.p, self.vr, self.since_open)
+        self.vr = None
 
     def _native(self) -> None:
         self.vr = None
@@ -541,18 +607,24 @@ def iter_frames(
         raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
     n_threads = _check_threads(threads)
     p = _check_path(path)
-    dec = _BatchDecoder(p, size)
-    times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
-    idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
-    parts = [idx[s : s + chunk] for s in range(0, idx.size, chunk)]
-    if n_threads == 1 or len(parts) < 2:
-        for part in parts:
-            pixels = dec.get(part)
-            yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=times[part])
-            del pixels
-            release_freed_memory()
-        return
-    yield from _iter_parallel(p, size, dec, parts, times, min(n_threads, len(parts)))
+    dec = _BatchDecoder(p, size, shared=True)
+    try:
+        times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
+        idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
+        parts = [idx[s : s + chunk] for s in range(0, idx.size, chunk)]
+        if n_threads == 1 or len(parts) < 2:
+            for part in parts:
+                pixels = dec.get(part)
+                yield Frames(pixels=np.ascontiguousarray(pixels), indices=part, timestamps=times[part])
+                del pixels
+                release_freed_memory()
+            return
+        yield from _iter_parallel(p, size, dec, parts, times, min(n_threads, len(parts)))
+    except Exception:
+        dec.vr = None  # a reader that failed is not handed to the next call
+        raise
+    finally:
+        dec.close()
 
 
 def _iter_parallel(
@@ -594,20 +666,52 @@ def _iter_parallel(
         ex.shutdown(wait=True)
 
 
+#: frames per ``get_batch`` call of :func:`decode_frames`: its output is allocated once and
+#: filled chunk by chunk, so decoding holds the output plus one small chunk (lmms-eval's single
+#: ``get_batch(...).asnumpy()`` holds the output twice)
+SELECTED_CHUNK = 8
+
+
 def decode_frames(
     path: str | os.PathLike[str],
     indices: Sequence[int] | np.ndarray,
     *,
     size: tuple[int, int] | None = None,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int = SELECTED_CHUNK,
     threads: int | None = 1,
 ) -> Frames:
-    """Decode the given frames into one :class:`Frames` (sorted unique indices)."""
-    parts = list(iter_frames(path, indices, size=size, chunk=chunk, threads=threads))
-    if not parts:
+    """Decode the given frames into one :class:`Frames` (sorted unique indices).
+
+    The pixels ``[n, H, W, 3]`` are allocated once, after the first chunk, and filled in
+    place: the peak is the output plus ``chunk`` frames."""
+    try:
+        total: int | None = int(np.unique(np.asarray(indices)).size)
+    except (TypeError, ValueError):  # odd input: iter_frames says what is wrong with it
+        total = None
+    out: np.ndarray | None = None
+    parts: list[np.ndarray] = []  # only where the count was not known up front
+    idx: list[np.ndarray] = []
+    ts: list[np.ndarray] = []
+    pos = 0
+    for f in iter_frames(path, indices, size=size, chunk=chunk, threads=threads):
+        n = len(f.indices)
+        if total is not None and out is None:
+            out = np.empty((total, *f.pixels.shape[1:]), dtype=f.pixels.dtype)
+        if out is not None and pos + n > out.shape[0]:  # not as counted: collect instead
+            parts, out = [out[:pos]], None
+            total = None
+        if out is not None:
+            out[pos : pos + n] = f.pixels
+        else:
+            parts.append(f.pixels)
+        idx.append(f.indices)
+        ts.append(f.timestamps)
+        pos += n
+        del f  # before the next chunk is decoded
+    if not idx:
         raise ParameterError("decode_frames needs at least one frame index.")
-    return Frames(
-        pixels=np.concatenate([f.pixels for f in parts]),
-        indices=np.concatenate([f.indices for f in parts]),
-        timestamps=np.concatenate([f.timestamps for f in parts]),
-    )
+    if out is None:
+        out = np.concatenate(parts)
+    elif pos != out.shape[0]:
+        out = out[:pos]
+    return Frames(pixels=out, indices=np.concatenate(idx), timestamps=np.concatenate(ts))

@@ -183,9 +183,9 @@ def nearest_rows(x: np.ndarray, centers: np.ndarray, allowed: np.ndarray | None 
     """Row of the frame nearest (Euclidean) to each centre, int64 ``[k]``; ties to the lowest row.
 
     x ``[T, D]``, centers ``[k, D]``, allowed: bool ``[k, T]`` frames each centre may pick (a centre
-    with none picks row 0). Exact: float32 products find, per centre, the frames within their
-    float32 error bound (``2 D u (|c| + |x|)^2``, u = 2^-24) of the nearest; float64 decides
-    among those only, as a full float64 computation would.
+    with none picks row 0). Exact: float32 products and norms find, per centre, the frames
+    within their float32 error bound (``3 D u (|c| + |x|)^2``, u = 2^-24) of the nearest;
+    float64 decides among those only, as a full float64 computation would.
     """
     k = centers.shape[0]
     c64 = centers.astype(np.float64)
@@ -193,10 +193,11 @@ def nearest_rows(x: np.ndarray, centers: np.ndarray, allowed: np.ndarray | None 
     d2 = bound = None
     if x.dtype == np.float32:
         with np.errstate(over="ignore", invalid="ignore"):
-            xn = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+            # float32 norms too: their error (<= D u |x|^2) joins the products' in the bound
+            xn = np.einsum("ij,ij->i", x, x).astype(np.float64)
             d2 = cn[:, None] - 2.0 * (centers.astype(np.float32) @ x.T).astype(np.float64) + xn[None, :]
             radius = np.sqrt(cn)[:, None] + np.sqrt(xn)[None, :]
-            bound = 2.0 * x.shape[1] * 2.0**-24 * radius**2 + 1e-30
+            bound = 1.01 * 3.0 * x.shape[1] * 2.0**-24 * radius**2 + 1e-30
         if not (np.isfinite(d2).all() and np.isfinite(bound).all()):
             d2 = bound = None  # float32 overflow (huge features): float64 throughout
     if d2 is None or bound is None:  # float64 (or other) features: float64 throughout
