@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .decoding import decode_frames, iter_frames
 from .encoders.base import FrameEncoder
 from .errors import ParameterError, VidsieveError
+from .images import resize_rgb
 from .pipeline import FrameStage, token_input_from_features
 from .registry import ENCODERS, FRAME_SELECTORS, TOKEN_SELECTORS
 from .tokens.base import TokenSelection
@@ -152,21 +153,12 @@ def run_compare(
             # reader would parse the stream index again: ~0.3 s per hour of video), a few
             # frames at a time, each resized at once
             for f in iter_frames(video, wanted, chunk=8):
-                thumbs.update((int(i), _thumbnail(p, (th, tw))) for i, p in zip(f.indices, f.pixels))
+                thumbs.update((int(i), resize_rgb(p, (th, tw))) for i, p in zip(f.indices, f.pixels))
         else:
             fr: Frames = decode_frames(video, wanted, size=(th, tw))
             thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}
     stage_times["decode_selected"] = time.perf_counter() - t0
     return CompareResult(meta, feats, budget, q, enc.cache_key(), sels, errors, thumbs, stage_times, tok_sels, token_frames, notes)
-
-
-def _thumbnail(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` frame resized to ``size`` ``(h, w)`` (Pillow: box reduction, then
-    bilinear)."""
-    from PIL import Image
-
-    img = Image.fromarray(frame).resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(img)
 
 
 def _grid_size(feats: FrameFeatures) -> int:

@@ -103,12 +103,9 @@ class PixelEncoder(FrameEncoder):
     def _resized(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.shape[1:3] == (self.size, self.size):
             return pixels
-        from PIL import Image
+        from ..images import resize_rgb
 
-        return np.stack([
-            np.asarray(Image.fromarray(p).resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=2.0))
-            for p in pixels
-        ])
+        return np.stack([resize_rgb(p, (self.size, self.size)) for p in pixels])
 
     def _encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 ``[B, S, S, 3]`` -> (float32 ``[B, D]``, float32 ``[B, grid, grid, 12]``).
