@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,8 +111,6 @@ def _video(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> P
     path = folder / f"scenes_{minutes:g}min_{h}x{w}_{fps:g}fps.mp4"
     if minutes <= 10 or minutes % 10 or path.exists():
         return make_video(path, minutes, fps, size)
-    import os
-
     import imageio_ffmpeg
 
     base = _video(folder, 10.0, fps, size)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import decode_frames, iter_frames
+from .decoding import SELECTED_CHUNK, decode_frames, iter_frames
 from .encoders.base import FrameEncoder
 from .errors import ParameterError, VidsieveError
 from .images import resize_rgb
@@ -60,7 +60,6 @@ class CompareResult:
         }
 
 
-
 #: frames of at most this many pixels (1080p) are decoded at their size for the thumbnails and
 #: resized after; larger ones are resized by the decoder (cheaper than decoding 4K frames whole)
 NATIVE_THUMBS_UP_TO = 1920 * 1088
@@ -68,6 +67,7 @@ NATIVE_THUMBS_UP_TO = 1920 * 1088
 #: while on short ones decord's scaling (in its decoding thread) is faster than decoding whole
 #: frames and resizing them here (measured with ``vidsieve bench decode-paths``)
 NATIVE_THUMBS_FROM_FRAMES = 30_000
+
 
 def _match(names: list[str], patterns: str | None) -> list[str]:
     if not patterns:
@@ -152,7 +152,7 @@ def run_compare(
             # through the reader the frame stage already opened (a second, thumbnail-size
             # reader would parse the stream index again: ~0.3 s per hour of video), a few
             # frames at a time, each resized at once
-            for f in iter_frames(video, wanted, chunk=8):
+            for f in iter_frames(video, wanted, chunk=SELECTED_CHUNK):
                 thumbs.update((int(i), resize_rgb(p, (th, tw))) for i, p in zip(f.indices, f.pixels))
         else:
             fr: Frames = decode_frames(video, wanted, size=(th, tw))

@@ -684,34 +684,27 @@ def decode_frames(
 
     The pixels ``[n, H, W, 3]`` are allocated once, after the first chunk, and filled in
     place: the peak is the output plus ``chunk`` frames."""
-    try:
+    try:  # iter_frames maps indices to valid ones: never more distinct ones than given
         total: int | None = int(np.unique(np.asarray(indices)).size)
     except (TypeError, ValueError):  # odd input: iter_frames says what is wrong with it
         total = None
     out: np.ndarray | None = None
-    parts: list[np.ndarray] = []  # only where the count was not known up front
     idx: list[np.ndarray] = []
     ts: list[np.ndarray] = []
     pos = 0
     for f in iter_frames(path, indices, size=size, chunk=chunk, threads=threads):
         n = len(f.indices)
-        if total is not None and out is None:
-            out = np.empty((total, *f.pixels.shape[1:]), dtype=f.pixels.dtype)
-        if out is not None and pos + n > out.shape[0]:  # not as counted: collect instead
-            parts, out = [out[:pos]], None
-            total = None
-        if out is not None:
-            out[pos : pos + n] = f.pixels
-        else:
-            parts.append(f.pixels)
+        if out is None:
+            out = np.empty((total or n, *f.pixels.shape[1:]), dtype=f.pixels.dtype)
+        if pos + n > out.shape[0]:  # only where the count was not known up front
+            out = np.concatenate([out[:pos], np.empty_like(out, shape=(n, *out.shape[1:]))])
+        out[pos : pos + n] = f.pixels
         idx.append(f.indices)
         ts.append(f.timestamps)
         pos += n
         del f  # before the next chunk is decoded
-    if not idx:
-        raise ParameterError("decode_frames needs at least one frame index.")
     if out is None:
-        out = np.concatenate(parts)
-    elif pos != out.shape[0]:
+        raise ParameterError("decode_frames needs at least one frame index.")
+    if pos != out.shape[0]:
         out = out[:pos]
     return Frames(pixels=out, indices=np.concatenate(idx), timestamps=np.concatenate(ts))
