@@ -19,6 +19,15 @@ ratio in the same run and whether the kept token sets are identical (``same_toke
 authors' own script is not bundled; the restatement follows its arithmetic (redundancy over
 the ``L - 1`` other tokens, raw logits, no softmax).
 
+A third table compares vidsieve's AOT intra-frame stage (:func:`select_anchors` +
+:func:`intra_merge` + :func:`merged_map`, released mode) with the released intra stage
+restated in plain PyTorch (:mod:`.aot_released`: per-window Python loops for the anchors, a
+broadcast ``[N, M, D]`` cosine per frame, the batch-pooled Sinkhorn stop), 32 frames x 729
+tokens x 1152, 108 anchors per frame (the Video-MME / LongVideoBench setting on
+LLaVA-OneVision), both given the same attention: time ratio in the same run, whether the
+anchor sets are identical (``same_tokens``) and the largest difference of the merged maps
+(``max_abs_diff``; the merge itself moves values by ``merge_shift``).
+
 Usage::
 
     vidsieve bench token-stages --out runs/bench/token_stages.csv [--threads 2]
@@ -36,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidsieve.tokens.aot import AOTSelector
+from vidsieve.tokens.aot import AOTSelector, intra_merge, merged_map, select_anchors
 from vidsieve.tokens.base import TokenInput, TokenSelector
 from vidsieve.tokens.ktv_tokens import KTVTokenSelector
 from vidsieve.tokens.quota_assign import QuotaAssignSelector
@@ -44,6 +53,7 @@ from vidsieve.tokens.resize import ResizeTokenSelector
 from vidsieve.versions import git_commit, machine, package_versions
 
 from ._csv import write_csv
+from .aot_released import released_anchor_mask, released_intra_merge
 
 
 def make_input(frames: int, side: int, dim: int, keep: int, *, attention: bool, seed: int = 0) -> TokenInput:
@@ -115,6 +125,43 @@ def ktv_comparison(frames: int, side: int, dim: int, repeats: int) -> list[dict[
     return rows
 
 
+def aot_comparison(frames: int, side: int, dim: int, anchors: int, repeats: int) -> list[dict[str, Any]]:
+    """vidsieve's AOT intra stage vs the released one restated, same inputs, same run."""
+    g = torch.Generator().manual_seed(2)
+    n = side * side
+    base = torch.randn(frames, 1, dim, generator=g)
+    x = torch.rand(frames, n, 1, generator=g) * 3 * base + torch.randn(frames, n, dim, generator=g)
+    shallow, deep = torch.rand(frames, n, generator=g), torch.rand(frames, n, generator=g)
+    m = torch.full((frames,), anchors, dtype=torch.int64)
+    got: dict[str, Any] = {}
+
+    def ours() -> None:
+        mask, _ = select_anchors(shallow, deep, m, (side, side), 3, 0.5, fill=False)
+        im = intra_merge(x, mask, (side, side), mode="released")
+        got["ours"] = (mask, merged_map(x, im.cells, im.valid, im.merged))
+
+    def theirs() -> None:
+        mask = released_anchor_mask(shallow, deep, anchors)
+        got["theirs"] = (mask, released_intra_merge(x, mask))
+
+    t_theirs, _ = time_calls(theirs, repeats)
+    t_ours, _ = time_calls(ours, repeats)
+    same = torch.equal(got["ours"][0], got["theirs"][0])
+    diff = float((got["ours"][1] - got["theirs"][1]).abs().max())
+    shift = float((got["theirs"][1] - x).abs().max())
+    rows = []
+    for name, ts in (("aot intra: released code, restated (broadcast cosine)", t_theirs),
+                     ("aot intra: vidsieve select_anchors + intra_merge", t_ours)):
+        med = statistics.median(ts)
+        rows.append({"selector": name, "shape": f"{frames}x{n}x{dim}", "dtype": "float32",
+                     "keep": anchors, "median_s": round(med, 4),
+                     "p20_s": round(float(np.percentile(ts, 20)), 4), "p80_s": round(float(np.percentile(ts, 80)), 4),
+                     "speedup_vs_released": round(statistics.median(t_theirs) / med, 2),
+                     "same_tokens": same, "max_abs_diff": f"{diff:.2e}", "merge_shift": round(shift, 4),
+                     "repeats": repeats, "torch_threads": torch.get_num_threads()})
+    return rows
+
+
 def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
     """Wall-clock and process CPU seconds of ``repeats`` calls after one warm-up."""
     fn()  # warm-up
@@ -138,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ktv-frames", type=int, default=6, help="frames of the released-KTV comparison")
     ap.add_argument("--ktv-side", type=int, default=24, help="token grid side (24: 576 CLIP-L/336 patches)")
     ap.add_argument("--ktv-dim", type=int, default=1024)
+    ap.add_argument("--aot-frames", type=int, default=32, help="frames of the released-AOT comparison")
+    ap.add_argument("--aot-side", type=int, default=27, help="token grid side (27: SigLIP's 729 patches)")
+    ap.add_argument("--aot-dim", type=int, default=1152)
+    ap.add_argument("--aot-repeats", type=int, default=3, help="repeats of the AOT comparison (the "
+                    "released baseline takes ~12 s a call on 2 cores)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench/token_stages.csv"))
     args = ap.parse_args(argv)
     if args.threads > 0:
@@ -189,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({**row, "commit": commit})
         print(f"{row['selector']:56s} median {row['median_s'] * 1e3:8.2f} ms  x{row['speedup_vs_released']:<6} "
               f"same tokens {row['same_tokens']}")
+    for row in aot_comparison(args.aot_frames, args.aot_side, args.aot_dim, args.keep, args.aot_repeats):
+        rows.append({**row, "commit": commit})
+        print(f"{row['selector']:56s} median {row['median_s'] * 1e3:8.1f} ms  x{row['speedup_vs_released']:<6} "
+              f"same anchors {row['same_tokens']}  max |diff| {row['max_abs_diff']} (merge moves {row['merge_shift']})")
     path = write_csv(rows, args.out, env={"machine": info, "versions": vers, "commit": commit})
     print(f"wrote {path}")
     return 0
