@@ -7,6 +7,8 @@ they should even come in the same order, which is checked too).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -133,6 +135,32 @@ def test_machine_threads_bounds() -> None:
     assert machine_threads(work=1.0) == 1  # tiny calls never fan out
 
 
+def test_machine_threads_do_not_count_this_process_s_own_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import vidsieve.kmeans as km
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # a 1-minute load of every CPU, all of it ours: nobody else is runnable now
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cpus), 0.0, 0.0))
+    monkeypatch.setattr(km, "others_running", lambda: 0)
+    assert machine_threads() == cpus
+    monkeypatch.setattr(km, "others_running", lambda: cpus)  # others busy now and lately
+    assert machine_threads() == 1
+    monkeypatch.setattr(km, "others_running", lambda: None)  # no /proc: the load average
+    assert machine_threads() == 1
+
+
+def test_others_running_excludes_this_process() -> None:
+    from vidsieve.kmeans import others_running
+
+    now = others_running()
+    if os.path.exists("/proc/loadavg"):
+        assert now is not None and now >= 0
+    else:
+        assert now is None
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_features_too_large_for_float32_products_hand_over_to_sklearn() -> None:
     x = _clustered(60, 8, 3, 9) * np.float32(1e18)
@@ -181,3 +209,59 @@ def test_thread_limit_limits_and_restores() -> None:
     after = {i["filepath"]: i["num_threads"] for i in threadpool_info()}
     assert inside and all(n == 1 for n in inside.values())
     assert after == before
+
+
+@pytest.mark.parametrize("workers", [2, 3, 10, 16])
+def test_restart_groups_in_parallel_give_the_same_result(workers: int) -> None:
+    x = _clustered(600, 40, 25, 12)
+    km = _released_sklearn(x, n_clusters=6, init="k-means++", n_init=10, random_state=0)
+    got = kmeans_released(x, 6, workers=workers)
+    assert got.solver == "lockstep", got.reason
+    np.testing.assert_array_equal(got.centers, km.cluster_centers_)
+    np.testing.assert_array_equal(got.labels, km.labels_)
+
+
+def test_parallel_groups_hand_over_on_an_uncertain_decision() -> None:
+    # the duplicate-point case raises inside a worker thread: the call still answers, via sklearn
+    x = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]], dtype=np.float32), 5, axis=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = kmeans_released(x, 3, workers=2)
+    assert got.solver == "sklearn" and got.reason
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gil_free_products_equal_scipys_wrapper(dtype: type) -> None:
+    from scipy.linalg import blas
+
+    from vidsieve.blas_nogil import products_nogil
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(301, 67)).astype(dtype)
+    rows = rng.normal(size=(7, 67)).astype(dtype)
+    pre = np.asfortranarray(rng.normal(size=(7, 301)).astype(dtype))
+    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    want = np.asarray(gemm(-2.0, rows.T, x.T, beta=1.0, c=pre.copy(order="F"), trans_a=1))
+    got = pre.copy(order="F")
+    assert products_nogil(rows, x, got)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="Fortran"):
+        products_nogil(rows, x, np.ascontiguousarray(pre))
+    assert not products_nogil(rows.astype(np.float16), x, got)  # no routine: caller falls back
+
+
+def test_estep_labels_take_the_first_of_tied_centres() -> None:
+    from scipy.linalg import blas
+
+    from vidsieve.kmeans import _Distances, _estep
+
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=np.float32)
+    # centres 0 and 2 coincide, centre 1 is far: every tie must go to centre 0, as argmin's
+    centres = np.array([[[1.0, 0.0], [9.0, 9.0], [1.0, 0.0]]], dtype=np.float32)
+    labels, dmin = _Distances(1, 3, 3, np.dtype(np.float32)).estep(x, centres, [0], blas.sgemm)
+    ref_labels, ref_dmin = _estep(x, centres, blas.sgemm)
+    assert labels.tolist() == [[0, 0, 0]]
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(dmin, ref_dmin)

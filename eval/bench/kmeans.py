@@ -18,7 +18,9 @@ solver`` (scikit-learn's KMeans inside vidsieve), and the opt-in approximations 
 ``pca128`` and ``n_init=3``. Every config runs once per round, round-robin, so load drift on a
 shared machine hits all alike; times are medians with 20th/80th percentiles over
 ``videos x repeats``; ratios are to the fastest released median in the same run; vidsieve chooses its own
-thread count per call unless ``--threads`` fixes it. Usage::
+thread count per call unless ``--threads`` fixes it. Every timed call starts after
+``SETTLE_S`` seconds of idle, so that the thread pools the call before left spinning (OpenBLAS
+spins ~0.1 s after a call) do not slow it. Usage::
 
     vidsieve bench kmeans --out runs/bench/kmeans.csv
 """
@@ -36,6 +38,9 @@ import numpy as np
 from vidsieve.versions import git_commit, machine, package_versions
 
 from ._csv import write_csv
+
+#: seconds of idle before every timed call
+SETTLE_S = 0.3
 
 
 def released_keyframes(x: np.ndarray, k: int) -> np.ndarray:
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             ref_cost = 1.0
             for _ in range(args.repeats):
                 for name in names:  # round-robin: one call of each config per round
+                    # let the BLAS/OpenMP helpers of the call before (and of the scoring below)
+                    # stop spinning (OpenBLAS's spin for ~2^28 cycles): each call is timed alone
+                    time.sleep(SETTLE_S)
                     t0 = time.perf_counter()
                     picks = configs[name](x, k)
                     res[name]["t"].append(time.perf_counter() - t0)

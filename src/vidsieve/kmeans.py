@@ -19,6 +19,11 @@ array, step for step, but organised for BLAS instead of for one restart at a tim
   count: the centres come out bit for bit equal. A restart stops exactly when scikit-learn's
   would (labels unchanged, or total squared centre shift <= ``tol`` times the mean feature
   variance, then one more assignment step) and leaves the batch.
+* **Threads.** With ``workers > 1`` the seeding products and every assignment step are cut by
+  samples into that many slices computed in parallel threads, each with one BLAS thread
+  (SciPy's ``gemm`` called without the GIL, :mod:`vidsieve.blas_nogil`): an output element
+  does not depend on the slice around it, so the result is the same for any ``workers``. On
+  2 cores this beats giving BLAS two threads, whose helpers spin between the many small calls.
 * **Early exit.** A restart whose labels (up to a renaming of clusters) equal those another
   restart had at a step after which both went on, follows that restart's path from there: it
   reaches the same clustering with the same inertia, which scikit-learn's rule ("replace the
@@ -45,7 +50,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +60,16 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["KMeansResult", "kmeans_released", "kmeans_sklearn", "machine_threads", "thread_limit"]
+__all__ = ["KMeansResult", "kmeans_released", "kmeans_sklearn", "machine_threads", "others_running", "thread_limit"]
 
 #: relative margins above which a decision is taken as certain (see the module docstring).
 POT_MARGIN = 1e-6
 TOL_MARGIN = 1e-3
 #: samples per block of the lock-step M-step (a block of 1,024 x 1,024 float32 is 4 MiB)
 MSTEP_BLOCK = 1024
+#: the M-step gathers the changed clusters' members when they are at most this share of the
+#: samples (a gather costs about one more pass over the rows it copies)
+GATHER_SHARE = 0.4
 INERTIA_MARGIN = 1e-4
 
 
@@ -86,14 +95,36 @@ class _Uncertain(Exception):
     """A decision fell within rounding noise: scikit-learn itself must decide."""
 
 
-def machine_threads(work: float | None = None) -> int:
-    """Threads to use for BLAS on this machine now: the CPUs this process may run on, minus
-    the ones other processes keep busy (1-minute load average), at least 1.
+def others_running() -> int | None:
+    """Threads of other processes runnable at this instant (Linux ``/proc``), None elsewhere.
 
-    work: estimated floating-point operations of the call. One thread per ~8e9 of it: measured
-    on 2-core x86_64 with KTV's keyframe clustering (5,400 x 1,024, ten restarts), a second
-    thread made k=6 (~6.6e9) 20 % slower (the products are small and the other libraries'
-    pools spin between them) and k=12 (~1.3e10) 10 % faster.
+    The kernel's count of runnable threads, minus this process's own runnable ones (the
+    calling thread among them)."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as f:
+                stat = f.read()
+            own += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - own)
+
+
+def machine_threads(work: float | None = None) -> int:
+    """Threads to use on this machine now: the CPUs this process may run on, minus the ones
+    other processes keep busy, at least 1.
+
+    Busy CPUs: the 1-minute load average, or the threads of other processes runnable now
+    (:func:`others_running`) when fewer; the load average alone would count this process's
+    own recent work (a loop of calls would talk itself down to one thread).
+    work: estimated floating-point operations of one BLAS call sequence. One BLAS thread per
+    ~8e9 of it: measured on 2-core x86_64 with KTV's keyframe clustering through scikit-learn
+    (5,400 x 1,024, ten restarts), a second BLAS thread made k=6 (~6.6e9) 20 % slower (the
+    products are small and the other libraries' pools spin between them) and k=12 (~1.3e10)
+    10 % faster. (vidsieve's exact k-means splits its steps over its own threads instead.)
     """
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -103,7 +134,10 @@ def machine_threads(work: float | None = None) -> int:
         busy = os.getloadavg()[0]
     except (AttributeError, OSError):
         busy = 0.0
-    free = int(cpus - busy + 0.5)  # our own process is not running yet: the load is others'
+    now = others_running()
+    if now is not None:
+        busy = min(busy, float(now))
+    free = int(cpus - busy + 0.5)
     n = max(1, min(cpus, free))
     if work is not None:
         n = max(1, min(n, round(work / 8e9)))
@@ -146,18 +180,21 @@ def kmeans_sklearn(x: np.ndarray, k: int, *, n_init: int, random_state: int, max
 
 
 def kmeans_released(x: np.ndarray, k: int, *, n_init: int = 10, random_state: int = 0,
-                    max_iter: int = 300, tol: float = 1e-4, early_exit: bool = True) -> KMeansResult:
+                    max_iter: int = 300, tol: float = 1e-4, early_exit: bool = True,
+                    workers: int = 1) -> KMeansResult:
     """``KMeans(k, init="k-means++", n_init, random_state, max_iter, tol).fit(x)``'s result.
 
     x: ``[T, D]`` float (float32 and float64 keep their dtype, others become float64),
     ``1 <= k <= T``. Run under the caller's BLAS thread limit (threadpoolctl).
     early_exit: drop restarts that repeat another one (False: run each to its end; same result).
+    workers: threads that share the seeding products and each Lloyd assignment (split by
+    samples), each with one BLAS thread; the result does not depend on it.
     """
     xa = np.asarray(x)
     dtype = xa.dtype if xa.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     xw = np.array(xa, dtype=dtype, order="C", copy=True)
     try:
-        return _lockstep(xw, k, n_init, random_state, max_iter, tol, early_exit)
+        return _lockstep(xw, k, n_init, random_state, max_iter, tol, early_exit, max(1, int(workers)))
     except _Uncertain as why:
         return kmeans_sklearn(xa, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
                               tol=tol, reason=str(why))
@@ -192,18 +229,65 @@ def _sklearn_batch(n_x: int, n_y: int, d: int) -> int:
     return max(int((-tmp + np.sqrt(tmp**2 + 4 * maxmem)) / 2), 1)
 
 
-def _seed(x: np.ndarray, x64: np.ndarray, xsq64: np.ndarray, k: int, n_init: int,
-          rs: np.random.RandomState) -> np.ndarray:
-    """k-means++ centres for every restart, ``[n_init, k, D]`` (scikit-learn's seeding)."""
-    t = x.shape[0]
+class _Split:
+    """Runs work on contiguous slices of an axis in ``parts`` threads (the caller's among them).
+
+    Every slice is computed as the whole would be (one BLAS output element or one sample's
+    nearest centre does not depend on the other slices), so the result is the same for any
+    ``parts``. The slices run BLAS (through :mod:`vidsieve.blas_nogil` or numpy) and numpy's
+    large operations, which release the GIL.
+    """
+
+    def __init__(self, parts: int) -> None:
+        self.parts = max(1, int(parts))
+        self._pool: Any = None
+        if self.parts > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.parts - 1, thread_name_prefix="vidsieve-kmeans")
+
+    def run(self, fn: Callable[[int, int], None], n: int, *, align: int = 1) -> None:
+        """``fn(start, stop)`` over ``parts`` slices of ``range(n)`` (bounds multiples of
+        ``align``), in parallel; an exception in one slice is re-raised here."""
+        cuts = sorted({min(n, (n * i // self.parts) // align * align) for i in range(self.parts)} | {n})
+        spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        if self._pool is None or len(spans) < 2:
+            for a, b in spans:
+                fn(a, b)
+            return
+        futures = [self._pool.submit(fn, a, b) for a, b in spans[1:]]
+        fn(*spans[0])
+        for f in futures:
+            f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+def _draws(t: int, k: int, n_init: int, dtype: np.dtype, rs: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """Every restart's k-means++ random numbers, in scikit-learn's order (one restart's draws,
+    then the next's): first centres int64 ``[n_init]`` and uniform draws ``[n_init, k - 1,
+    2 + int(log k)]``."""
     trials = 2 + int(np.log(k))
-    w = np.ones(t, dtype=x.dtype)
+    w = np.ones(t, dtype=dtype)
     firsts = np.empty(n_init, dtype=np.int64)
     draws = np.empty((n_init, max(k - 1, 0), trials))
-    for r in range(n_init):  # scikit-learn's order: one restart's draws, then the next's
+    for r in range(n_init):
         firsts[r] = rs.choice(t, p=w / w.sum())
         for c in range(k - 1):
             draws[r, c] = rs.uniform(size=trials)
+    return firsts, draws
+
+
+def _seed(x: np.ndarray, x64: np.ndarray, xsq64: np.ndarray, k: int, firsts: np.ndarray,
+          draws: np.ndarray, split: _Split) -> np.ndarray:
+    """k-means++ centres ``[R, k, D]`` of the restarts whose random numbers (:func:`_draws`)
+    are ``firsts`` ``[R]`` and ``draws`` ``[R, k - 1, trials]`` (scikit-learn's seeding)."""
+    t = x.shape[0]
+    n_init = len(firsts)
+    trials = 2 + int(np.log(k))
+    w = np.ones(t, dtype=x.dtype)
 
     def dist(rows: np.ndarray, one_by_one: bool = False) -> np.ndarray:
         """``[len(rows), T]`` squared distances as scikit-learn computes them: float64
@@ -214,18 +298,27 @@ def _seed(x: np.ndarray, x64: np.ndarray, xsq64: np.ndarray, k: int, n_init: int
         inv: np.ndarray | None = inv_
         if uniq.size == rows.size:  # no repeats: keep the caller's order, no gather
             uniq, inv = rows, None
+        d = np.empty((uniq.size, t))
         if one_by_one:
             # scikit-learn's own calls: each row against blocks of samples of its batch size
             # (a one-row product's summation order depends on the block's length); block by
             # block, so a block is read from memory once for every row
-            d = np.empty((uniq.size, t))
             step = _sklearn_batch(1, t, x.shape[1])
-            for s0 in range(0, t, step):
-                blk = x64[s0 : s0 + step].T
-                for i, u in enumerate(uniq):
-                    d[i : i + 1, s0 : s0 + step] = x64[u : u + 1] @ blk
+
+            def blocks(a: int, b: int) -> None:
+                for s0 in range(a, b, step):
+                    blk = x64[s0 : s0 + step].T
+                    for i, u in enumerate(uniq):
+                        d[i : i + 1, s0 : s0 + step] = x64[u : u + 1] @ blk
+
+            split.run(blocks, t, align=step)
         else:
-            d = x64[uniq] @ x64.T
+            lhs = x64[uniq]
+
+            def cols(a: int, b: int) -> None:
+                np.matmul(lhs, x64[a:b].T, out=d[:, a:b])
+
+            split.run(cols, t)
         d *= -2.0  # exact, as scikit-learn's -2 * (a @ b.T)
         d += xsq64[uniq][:, None]
         d += xsq64[None, :]
@@ -264,10 +357,14 @@ def _products(x: np.ndarray, rows: np.ndarray, blas_sgemm: object) -> np.ndarray
     assignment computes them: the centres' squared norms preloaded, then ``gemm(alpha=-2,
     beta=1)`` through the same BLAS library and in the same operand order as its Cython kernel
     (each output element's sum runs over the features in the same order whatever the number of
-    rows or columns around it)."""
+    rows or columns around it). ``x`` may be a slice of the samples (C-contiguous rows)."""
+    from .blas_nogil import products_nogil
+
     flat = np.ascontiguousarray(rows)
     cn = np.einsum("ij,ij->i", flat, flat)
     pre = np.asfortranarray(np.broadcast_to(cn[:, None], (flat.shape[0], x.shape[0])))
+    if products_nogil(flat, x, pre):  # the same routine without the GIL: slices in parallel
+        return pre
     out = blas_sgemm(-2.0, flat.T, x.T, beta=1.0, c=pre, trans_a=1, overwrite_c=1)  # type: ignore[operator]
     return np.asarray(out)
 
@@ -295,48 +392,48 @@ class _Distances:
         self.stale = np.ones((n_init, k), dtype=bool)
 
     def estep(self, x: np.ndarray, centers: np.ndarray, active: list[int],
-              blas_sgemm: object) -> tuple[np.ndarray, np.ndarray]:
+              blas_sgemm: object, split: _Split | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Labels ``[len(active), T]`` int32 and float64 products of the chosen centres, for
-        the active restarts' centres ``centers[active]`` ``[.., k, D]`` (as :func:`_estep`)."""
+        the active restarts' centres ``centers[active]`` ``[.., k, D]`` (as :func:`_estep`);
+        ``split``: samples in parallel slices."""
         act = np.asarray(active, dtype=np.int64)
         which = self.stale[act]  # [A, k]
-        if which.any():
-            moved = centers[act][which]
-            # one row could take BLAS's matrix-vector path (another summation order): two
-            fresh = _products(x, moved if len(moved) > 1 else np.repeat(moved, 2, axis=0),
-                              blas_sgemm)[: len(moved)]  # [m, T]
-            rr, cc = np.nonzero(which)
-            self.rows[act[rr], cc] = fresh
-            self.stale[act] = False
-        dist = self.rows[act]  # [A, k, T]
-        labels = np.argmin(dist, axis=1).astype(np.int32)
-        dmin = np.take_along_axis(dist, labels[:, None, :].astype(np.int64), axis=1)[:, 0]
+        rr, cc = np.nonzero(which)
+        moved = centers[act][which]
+        # one row could take BLAS's matrix-vector path (another summation order): two
+        lhs = moved if len(moved) != 1 else np.repeat(moved, 2, axis=0)
+        dmin = np.empty((len(act), x.shape[0]), dtype=x.dtype)
+        labels = np.empty((len(act), x.shape[0]), dtype=np.int32)
+
+        def part(a: int, b: int) -> None:
+            if len(moved):
+                self.rows[act[rr], cc, a:b] = _products(x[a:b], lhs, blas_sgemm)[: len(moved)]
+            rows = self.rows[act, :, a:b]  # [A, k, b - a]
+            # a running strict comparison over the k rows: the first minimum wins, as argmin's
+            # (argmin along the middle axis walks memory with a stride of T)
+            lo, lab = dmin[:, a:b], labels[:, a:b]
+            lo[:] = rows[:, 0]
+            lab[:] = 0
+            for c in range(1, rows.shape[1]):
+                closer = rows[:, c] < lo
+                np.copyto(lo, rows[:, c], where=closer)
+                lab[closer] = c
+
+        (split or _Split(1)).run(part, x.shape[0])
+        self.stale[act] = False
         return labels, dmin.astype(np.float64)
 
 
-def _mstep(xt: object, labels: np.ndarray, prev: np.ndarray, k: int, dtype: np.dtype,
+def _mstep(x_t: torch.Tensor, labels: np.ndarray, prev: np.ndarray, k: int, dtype: np.dtype,
            current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cluster means ``[R, k, D]`` as scikit-learn computes them, and which clusters changed
     members ``[R, k]`` (their means are new; the others are ``current``'s, unchanged).
 
     A changed cluster's mean: float sums accumulated one sample at a time in sample order
-    (``torch.index_add_`` adds rows sequentially), times the reciprocal of the count rounded to the data's dtype.
-    ``prev`` ``[R, T]``: the labels of the step before (-1: none, every cluster is new)."""
-    import torch
-
-    x_t: torch.Tensor = xt  # type: ignore[assignment]
-    threads = torch.get_num_threads()
-    # index_add_ sums one sample at a time anyway; a second torch thread only fights the BLAS
-    # threads that still spin after the E-step's product (5x slower on 2 cores)
-    torch.set_num_threads(1)
-    try:
-        return _mstep_sums(x_t, labels, prev, k, dtype, current)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _mstep_sums(x_t: torch.Tensor, labels: np.ndarray, prev: np.ndarray, k: int,
-                dtype: np.dtype, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    (``torch.index_add_`` adds rows sequentially), times the reciprocal of the count rounded to
+    the data's dtype. ``prev`` ``[R, T]``: the labels of the step before (-1: none, every
+    cluster is new).
+    """
     import torch
 
     r, t = labels.shape
@@ -350,16 +447,25 @@ def _mstep_sums(x_t: torch.Tensor, labels: np.ndarray, prev: np.ndarray, k: int,
             changed[j, labels[j][moved]] = True
             changed[j, prev[j][moved]] = True
     todo = [j for j in range(r) if changed[j].any()]
-    sums = [torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype) for _ in todo]
-    labs = [torch.from_numpy(labels[j].astype(np.int64)) for j in todo]
-    # rows in blocks, every restart per block: each block is read from memory once, and each
-    # restart's sums still receive the samples one at a time in sample order (a gather of the
-    # changed clusters' members costs more than it saves)
-    for s0 in range(0, t, MSTEP_BLOCK):
+    sums = {j: torch.zeros((k, x_t.shape[1]), dtype=x_t.dtype) for j in todo}
+    full: list[int] = []
+    for j in todo:
+        # only the changed clusters' means are needed: when their members are few, add just
+        # those rows (gathered in sample order, so each sum sees the same sequence of adds)
+        members = np.flatnonzero(changed[j][labels[j]])
+        if len(members) <= GATHER_SHARE * t:
+            rows = torch.from_numpy(members)
+            sums[j].index_add_(0, torch.from_numpy(labels[j][members].astype(np.int64)), x_t.index_select(0, rows))
+        else:
+            full.append(j)
+    labs = [torch.from_numpy(labels[j].astype(np.int64)) for j in full]
+    # the others: rows in blocks, every restart per block, so each block is read from memory
+    # once; each restart's sums still receive the samples one at a time in sample order
+    for s0 in range(0, t, MSTEP_BLOCK) if full else ():
         block = x_t[s0 : s0 + MSTEP_BLOCK]
-        for acc, lab in zip(sums, labs):
-            acc.index_add_(0, lab[s0 : s0 + MSTEP_BLOCK], block)
-    for j, acc in zip(todo, sums):
+        for j, lab in zip(full, labs):
+            sums[j].index_add_(0, lab[s0 : s0 + MSTEP_BLOCK], block)
+    for j, acc in sums.items():
         counts = np.bincount(labels[j], minlength=k)
         if (counts == 0).any():
             raise _Uncertain("an empty cluster (scikit-learn relocates it)")
@@ -369,8 +475,75 @@ def _mstep_sums(x_t: torch.Tensor, labels: np.ndarray, prev: np.ndarray, k: int,
     return out, changed
 
 
+@dataclass
+class _Runs:
+    """Per-restart results of the lock-step Lloyd, by restart number."""
+
+    labels: list[np.ndarray | None]
+    centers: list[np.ndarray | None]
+    inertia: list[float]
+    iters: list[int]
+    # run -> (run it follows, its step, our step, its label -> our label)
+    alias: dict[int, tuple[int, int, int, np.ndarray]]
+
+
+def _lloyd(x: np.ndarray, xt: torch.Tensor, centers: np.ndarray, k: int, max_iter: int,
+           tol_abs: float, xsq_total: float, early_exit: bool, sgemm: object, out: _Runs,
+           split: _Split) -> None:
+    """Lloyd in lock-step for every restart from its seeded ``centers`` ``[R, k, D]`` (modified
+    in place); results into ``out``."""
+    n, t = centers.shape[0], x.shape[0]
+    # canonical labels after a continued step -> (run, step, its labels then)
+    seen: dict[bytes, tuple[int, int, np.ndarray]] = {}
+    active = list(range(n))
+    prev = np.full((n, t), -1, dtype=np.int32)
+    products = _Distances(n, k, t, x.dtype)
+    for step in range(max_iter):
+        if not active:
+            break
+        labels, dmin = products.estep(x, centers, active, sgemm, split)
+        new, changed = _mstep(xt, labels, prev[active], k, x.dtype, centers[active])
+        same = np.logical_not(changed.any(axis=1))
+        products.stale[active] = changed
+        diff = new.astype(np.float64) - centers[active].astype(np.float64)
+        shift_tot = (diff * diff).sum(axis=(1, 2))  # [A]
+        still: list[int] = []
+        for j, r in enumerate(active):
+            out.iters[r] = step + 1
+            centers[r] = new[j]
+            if same[j]:  # strict convergence: new centres == old
+                out.labels[r], out.centers[r] = labels[j], new[j]
+                out.inertia[r] = float(dmin[j].sum()) + xsq_total
+                continue
+            if abs(shift_tot[j] - tol_abs) <= TOL_MARGIN * tol_abs:
+                raise _Uncertain("a centre shift almost at the tolerance")
+            if shift_tot[j] <= tol_abs:
+                out.centers[r] = new[j]  # labels from one more assignment step, below
+                continue
+            key = _canonical(labels[j], k)
+            if early_exit and key in seen:  # from here on this restart repeats another one, renamed
+                s_run, s_step, s_labels = seen[key]
+                perm = np.zeros(k, dtype=np.int64)
+                perm[s_labels] = labels[j]
+                out.alias[r] = (s_run, s_step, step, perm)
+                continue
+            seen[key] = (r, step, labels[j].copy())
+            prev[r] = labels[j]
+            still.append(r)
+        active = still
+    todo = [r for r in range(n) if r not in out.alias and out.labels[r] is None]
+    if todo:  # stopped on the tolerance or at max_iter: one more assignment step
+        for r in todo:
+            if out.centers[r] is None:
+                out.centers[r] = centers[r]
+        lab, dmin = _estep(x, np.stack([out.centers[r] for r in todo]), sgemm)  # type: ignore[misc]
+        for j, r in enumerate(todo):
+            out.labels[r] = lab[j]
+            out.inertia[r] = float(dmin[j].sum()) + xsq_total
+
+
 def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol: float,
-              early_exit: bool) -> KMeansResult:
+              early_exit: bool, workers: int = 1) -> KMeansResult:
     import torch
     from scipy.linalg import blas
 
@@ -380,74 +553,39 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
         raise _Uncertain(f"scikit-learn's k-means helpers not found ({exc})") from None
 
     sgemm = blas.sgemm if x.dtype == np.float32 else blas.dgemm
-    t = x.shape[0]
+    t, d = x.shape
+    # |x.c| and ||c||^2 are at most max ||x||^2 (centres are means of samples), a squared
+    # distance at most 4 max ||x||^2 and a k-means++ potential T times that: all in range, x4
     with np.errstate(over="ignore", invalid="ignore"):
-        big = float(np.abs(x).max(initial=0.0)) ** 2 * x.shape[1]
-    if not big * 16 < float(np.finfo(x.dtype).max):  # products would overflow the dtype
-        raise _Uncertain("features too large for products in their dtype")
-    tol_abs = float(np.mean(np.var(x, axis=0)) * tol) if tol else 0.0
-    mean = x.mean(axis=0)
-    x -= mean
-    x64 = x if x.dtype == np.float64 else x.astype(np.float64)
-    xsq64 = np.einsum("ij,ij->i", x64, x64)
-    centers = _seed(x, x64, xsq64, k, n_init, np.random.RandomState(seed))
-    del x64
-    xt = torch.from_numpy(x)
-    xsq_total = float(xsq64.sum())
-
-    final_labels: list[np.ndarray | None] = [None] * n_init
-    final_centers: list[np.ndarray | None] = [None] * n_init
-    approx_inertia = [0.0] * n_init
-    # run -> (run it follows, its step, our step, its label -> our label)
-    alias: dict[int, tuple[int, int, int, np.ndarray]] = {}
-    # canonical labels after a continued step -> (run, step, its labels then)
-    seen: dict[bytes, tuple[int, int, np.ndarray]] = {}
-    iters = [0] * n_init
-    active = list(range(n_init))
-    prev = np.full((n_init, t), -1, dtype=np.int32)
-    products = _Distances(n_init, k, t, x.dtype)
-    for step in range(max_iter):
-        if not active:
-            break
-        labels, dmin = products.estep(x, centers, active, sgemm)
-        new, changed = _mstep(xt, labels, prev[active], k, x.dtype, centers[active])
-        same = np.logical_not(changed.any(axis=1))
-        products.stale[active] = changed
-        diff = new.astype(np.float64) - centers[active].astype(np.float64)
-        shift_tot = (diff * diff).sum(axis=(1, 2))  # [R]
-        still: list[int] = []
-        for j, r in enumerate(active):
-            iters[r] = step + 1
-            centers[r] = new[j]
-            if same[j]:  # strict convergence: new centres == old
-                final_labels[r], final_centers[r] = labels[j], new[j]
-                approx_inertia[r] = float(dmin[j].sum()) + xsq_total
-                continue
-            if abs(shift_tot[j] - tol_abs) <= TOL_MARGIN * tol_abs:
-                raise _Uncertain("a centre shift almost at the tolerance")
-            if shift_tot[j] <= tol_abs:
-                final_centers[r] = new[j]  # labels from one more assignment step, below
-                continue
-            key = _canonical(labels[j], k)
-            if early_exit and key in seen:  # from here on this restart repeats another one, renamed
-                s_run, s_step, s_labels = seen[key]
-                perm = np.zeros(k, dtype=np.int64)
-                perm[s_labels] = labels[j]
-                alias[r] = (s_run, s_step, step, perm)
-                continue
-            seen[key] = (r, step, labels[j].copy())
-            prev[r] = labels[j]
-            still.append(r)
-        active = still
-    todo = [r for r in range(n_init) if r not in alias and final_labels[r] is None]
-    if todo:  # stopped on the tolerance or at max_iter: one more assignment step
-        for r in todo:
-            if final_centers[r] is None:
-                final_centers[r] = centers[r]
-        lab, dmin = _estep(x, np.stack([final_centers[r] for r in todo]), sgemm)  # type: ignore[misc]
-        for j, r in enumerate(todo):
-            final_labels[r] = lab[j]
-            approx_inertia[r] = float(dmin[j].sum()) + xsq_total
+        mean = x.mean(axis=0)
+        x -= mean  # scikit-learn centres the data before seeding
+        x64 = x if x.dtype == np.float64 else x.astype(np.float64)
+        xsq64 = np.einsum("ij,ij->i", x64, x64)
+        if not float(xsq64.max(initial=0.0)) * 16 * t < float(np.finfo(x.dtype).max):
+            raise _Uncertain("features too large for products in their dtype")
+    # scikit-learn's tolerance: tol times the mean feature variance, i.e. the mean squared
+    # norm of the centred samples over D; its float32 sum differs from this float64 one far
+    # below TOL_MARGIN, and decisions within TOL_MARGIN of the tolerance are not taken here
+    tol_abs = float(xsq64.sum()) / (t * d) * tol if tol else 0.0
+    firsts, draws = _draws(t, k, n_init, x.dtype, np.random.RandomState(seed))
+    split = _Split(workers)
+    torch_threads = torch.get_num_threads()
+    # the M-step's index_add_ on one torch thread: it sums one sample at a time anyway, and
+    # a second torch thread fought the threads spinning between steps (5x slower on 2 cores;
+    # with the steps split over workers it gained nothing)
+    torch.set_num_threads(1)
+    runs = _Runs([None] * n_init, [None] * n_init, [0.0] * n_init, [0] * n_init, {})
+    try:
+        with thread_limit(1) if workers > 1 else nullcontext():
+            centers = _seed(x, x64, xsq64, k, firsts, draws, split)
+            del x64  # 8 bytes a feature, not needed by Lloyd
+            _lloyd(x, torch.from_numpy(x), centers, k, max_iter, tol_abs, float(xsq64.sum()),
+                   early_exit, sgemm, runs, split)
+    finally:
+        torch.set_num_threads(torch_threads)
+        split.close()
+    final_labels, final_centers, approx_inertia = runs.labels, runs.centers, runs.inertia
+    alias, iters = runs.alias, runs.iters
 
     def total_steps(r: int) -> int:
         """Steps restart r would have taken without the early exit."""

@@ -122,27 +122,35 @@ def kmeans_keyframes(
 
     x: float ``[T, D]`` raw features; ``1 <= k <= T``. Returns int64 ``[k]`` in centroid order.
     ``representative="all"`` searches every frame (released code), ``"members"`` only the
-    centroid's own cluster (paper). Ties go to the lowest row. ``threads`` limits the BLAS and
-    OpenMP pools during the call (None: chosen from the machine's free cores,
-    :func:`vidsieve.kmeans.machine_threads`). ``solver``: ``"exact"`` (scikit-learn's result
+    centroid's own cluster (paper). Ties go to the lowest row. ``threads``: the cores the call
+    may use (None: the machine's free cores, :func:`vidsieve.kmeans.machine_threads`). The
+    exact solver splits its products over that many threads of one BLAS thread each (the
+    optional PCA and the nearest frame run on one BLAS thread too); the other solvers give
+    BLAS and OpenMP that many threads, or fewer for small problems.
+    ``solver``: ``"exact"`` (scikit-learn's result
     computed with every restart at once, :func:`vidsieve.kmeans.kmeans_released`),
     ``"sklearn"`` (``KMeans`` itself) or ``"minibatch"`` (``MiniBatchKMeans``: faster, other
     picks). ``info``, when given, receives which solver answered and why.
     """
     from ..kmeans import machine_threads, thread_limit
 
-    if threads is None:
-        threads = machine_threads(work=2.0 * n_init * x.shape[0] * x.shape[1] * k * 10)
-    with thread_limit(threads):
+    cores = machine_threads() if threads is None else max(1, int(threads))
+    if solver == "exact" and algorithm == "lloyd":
+        blas = 1  # the exact solver splits its steps over ``cores`` threads of one BLAS thread
+    elif threads is None:
+        blas = machine_threads(work=2.0 * n_init * x.shape[0] * x.shape[1] * k * 10)
+    else:
+        blas = cores
+    with thread_limit(min(cores, blas)):
         return _kmeans_keyframes(
             x, k, n_init, random_state, max_iter, algorithm, pca_dims, representative, solver,
-            {} if info is None else info,
+            {} if info is None else info, cores,
         )
 
 
 def _kmeans_keyframes(
     x: np.ndarray, k: int, n_init: int, random_state: int, max_iter: int, algorithm: str,
-    pca_dims: int | None, representative: str, solver: str, info: dict[str, Any],
+    pca_dims: int | None, representative: str, solver: str, info: dict[str, Any], workers: int,
 ) -> np.ndarray:
     from ..kmeans import kmeans_released, kmeans_sklearn
 
@@ -158,7 +166,8 @@ def _kmeans_keyframes(
         info.update(solver="minibatch", reason="requested")
     else:
         if solver == "exact" and algorithm == "lloyd":
-            res = kmeans_released(z, k, n_init=n_init, random_state=random_state, max_iter=max_iter)
+            res = kmeans_released(z, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
+                                  workers=workers)
         else:
             why = "requested" if solver == "sklearn" else f"algorithm={algorithm!r}"
             res = kmeans_sklearn(z, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
