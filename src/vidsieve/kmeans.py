@@ -192,9 +192,8 @@ def kmeans_released(x: np.ndarray, k: int, *, n_init: int = 10, random_state: in
     """
     xa = np.asarray(x)
     dtype = xa.dtype if xa.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    xw = np.array(xa, dtype=dtype, order="C", copy=True)
     try:
-        return _lockstep(xw, k, n_init, random_state, max_iter, tol, early_exit, max(1, int(workers)))
+        return _lockstep(np.ascontiguousarray(xa, dtype=dtype), k, n_init, random_state, max_iter, tol, early_exit, max(1, int(workers)))
     except _Uncertain as why:
         return kmeans_sklearn(xa, k, n_init=n_init, random_state=random_state, max_iter=max_iter,
                               tol=tol, reason=str(why))
@@ -542,8 +541,30 @@ def _lloyd(x: np.ndarray, xt: torch.Tensor, centers: np.ndarray, k: int, max_ite
             out.inertia[r] = float(dmin[j].sum()) + xsq_total
 
 
-def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol: float,
+def _centred(x_in: np.ndarray, split: _Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's centred copy of the data (``X - X.mean(axis=0)`` in its dtype), the same
+    in float64 (the seeding's precision), its rows' float64 squared norms ``[T]`` and the mean
+    ``[D]``; rows in parallel slices (each row's values are computed alone)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x_in.mean(axis=0)
+    x = np.empty_like(x_in)
+    x64 = x if x.dtype == np.float64 else np.empty(x.shape, dtype=np.float64)
+    xsq64 = np.empty(x.shape[0], dtype=np.float64)
+
+    def rows(a: int, b: int) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.subtract(x_in[a:b], mean, out=x[a:b])
+            if x64 is not x:
+                x64[a:b] = x[a:b]
+            np.einsum("ij,ij->i", x64[a:b], x64[a:b], out=xsq64[a:b])
+
+    split.run(rows, x.shape[0])
+    return x, x64, xsq64, mean
+
+
+def _lockstep(x_in: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol: float,
               early_exit: bool, workers: int = 1) -> KMeansResult:
+    """The lock-step k-means of float ``x_in`` ``[T, D]`` (C-contiguous; not modified)."""
     import torch
     from scipy.linalg import blas
 
@@ -552,22 +573,8 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
     except ImportError as exc:  # another scikit-learn layout: use KMeans itself
         raise _Uncertain(f"scikit-learn's k-means helpers not found ({exc})") from None
 
-    sgemm = blas.sgemm if x.dtype == np.float32 else blas.dgemm
-    t, d = x.shape
-    # |x.c| and ||c||^2 are at most max ||x||^2 (centres are means of samples), a squared
-    # distance at most 4 max ||x||^2 and a k-means++ potential T times that: all in range, x4
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = x.mean(axis=0)
-        x -= mean  # scikit-learn centres the data before seeding
-        x64 = x if x.dtype == np.float64 else x.astype(np.float64)
-        xsq64 = np.einsum("ij,ij->i", x64, x64)
-        if not float(xsq64.max(initial=0.0)) * 16 * t < float(np.finfo(x.dtype).max):
-            raise _Uncertain("features too large for products in their dtype")
-    # scikit-learn's tolerance: tol times the mean feature variance, i.e. the mean squared
-    # norm of the centred samples over D; its float32 sum differs from this float64 one far
-    # below TOL_MARGIN, and decisions within TOL_MARGIN of the tolerance are not taken here
-    tol_abs = float(xsq64.sum()) / (t * d) * tol if tol else 0.0
-    firsts, draws = _draws(t, k, n_init, x.dtype, np.random.RandomState(seed))
+    sgemm = blas.sgemm if x_in.dtype == np.float32 else blas.dgemm
+    t, d = x_in.shape
     split = _Split(workers)
     torch_threads = torch.get_num_threads()
     # the M-step's index_add_ on one torch thread: it sums one sample at a time anyway, and
@@ -577,6 +584,18 @@ def _lockstep(x: np.ndarray, k: int, n_init: int, seed: int, max_iter: int, tol:
     runs = _Runs([None] * n_init, [None] * n_init, [0.0] * n_init, [0] * n_init, {})
     try:
         with thread_limit(1) if workers > 1 else nullcontext():
+            x, x64, xsq64, mean = _centred(x_in, split)
+            # |x.c| and ||c||^2 are at most max ||x||^2 (centres are means of samples), a
+            # squared distance at most 4 max ||x||^2 and a k-means++ potential T times that:
+            # all in range, with a factor 4 to spare
+            if not float(xsq64.max(initial=0.0)) * 16 * t < float(np.finfo(x.dtype).max):
+                raise _Uncertain("features too large for products in their dtype")
+            # scikit-learn's tolerance: tol times the mean feature variance, i.e. the mean
+            # squared norm of the centred samples over D; its float32 sum differs from this
+            # float64 one far below TOL_MARGIN, and decisions within TOL_MARGIN of the
+            # tolerance are not taken here
+            tol_abs = float(xsq64.sum()) / (t * d) * tol if tol else 0.0
+            firsts, draws = _draws(t, k, n_init, x.dtype, np.random.RandomState(seed))
             centers = _seed(x, x64, xsq64, k, firsts, draws, split)
             del x64  # 8 bytes a feature, not needed by Lloyd
             _lloyd(x, torch.from_numpy(x), centers, k, max_iter, tol_abs, float(xsq64.sum()),
