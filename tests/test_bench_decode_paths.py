@@ -7,7 +7,7 @@ from vidsieve.eval.bench.decode_paths import main
 
 def test_decode_paths_tiny(tmp_path, capsys):
     rc = main(["--minutes", "0.05", "--size", "48x64", "--fps", "10", "--frames", "4",
-               "--paths", "pipeline,compare", "--out", str(tmp_path)])
+               "--paths", "pipeline,compare", "--processes", "1", "--out", str(tmp_path)])
     assert rc == 0
     rows = list(csv.DictReader((tmp_path / "decode_paths.csv").open()))
     assert [r["path"] for r in rows] == ["decord-baseline", "pipeline", "compare"]
@@ -15,5 +15,6 @@ def test_decode_paths_tiny(tmp_path, capsys):
         assert not r.get("error"), r
         assert int(r["frames"]) >= 3 and float(r["seconds"]) > 0
         assert r["machine"] and r["versions"]
-    assert float(rows[0]["time_x_baseline"]) == 1.0
+    assert float(rows[0]["time_x_baseline"]) == 1.0 == float(rows[0]["work_rss_x_baseline"])
+    assert all(float(r["work_rss_min_mb"]) <= float(r["work_rss_mb"]) <= float(r["work_rss_max_mb"]) for r in rows)
     assert "x, working" in capsys.readouterr().out

@@ -21,7 +21,14 @@ objects) happens before the clock starts and before the post-import RSS is read;
 median of the calls after the first (the per-video cost a benchmark run pays), the first call
 (with one-time costs such as loading decoder libraries) is in ``first_call_s``. Prints the table with each path's time and
 peak memory as a ratio to the baseline measured in the same run (and the working memory: peak
-minus the RSS after imports), and writes ``decode_paths.csv`` (machine, versions, shapes) to ``--out``.
+minus the RSS after imports, and its ratio to the baseline's), and writes ``decode_paths.csv``
+(machine, versions, shapes) to ``--out``.
+
+Peak RSS moves from one process to the next by up to ~20 MB for the same work (glibc's
+malloc raises its mmap threshold as large blocks are freed, so when freed frame buffers go
+back to the system varies). Each path therefore runs in ``--processes`` fresh processes, the
+paths interleaved; the CSV has the median of each figure and the range of working memory
+(``work_rss_min_mb``/``work_rss_max_mb``).
 
     python -m vidsieve.eval.bench.decode_paths --out runs/bench-decode-paths [--minutes 1,10,60]
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +131,18 @@ def _video(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> P
     return path
 
 
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median over a path's processes of each figure, and the range of its working memory."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    work = [r["peak_rss_mb"] - r["import_rss_mb"] for r in ok]
+    med = {key: statistics.median(r[key] for r in ok) for key in ("seconds", "first_call_s", "peak_rss_mb", "import_rss_mb")}
+    return {"frames": ok[0]["frames"], **{key: round(v, 4) for key, v in med.items()},
+            "work_rss_mb": round(statistics.median(work), 1), "work_rss_min_mb": round(min(work), 1),
+            "work_rss_max_mb": round(max(work), 1)}
+
+
 def _size(text: str) -> tuple[int, int]:
     h, w = (int(v) for v in text.lower().split("x"))
     return h, w
@@ -139,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="calls per path and process; the time is the median after the first (default 3)")
     ap.add_argument("--out", default="runs/bench-decode-paths", help="output directory")
     ap.add_argument("--videos", default=None, help="folder for the generated videos (default: OUT/videos)")
+    ap.add_argument("--processes", type=int, default=3,
+                    help="fresh processes per path, interleaved; medians reported (default 3)")
     args = ap.parse_args(argv)
     minutes = [float(m) for m in args.minutes.split(",") if m.strip()]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
@@ -154,17 +176,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for m in minutes:
         video = _video(vdir, m, args.fps, (h, w))
-        base: dict[str, Any] = {}
+        runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
+        for _ in range(max(1, args.processes)):  # interleaved: drift on the machine hits all alike
+            for p in paths:
+                runs[p].append(measure(video, p, args.frames, args.reps))
+        summary = {p: _summary(r) for p, r in runs.items()}
+        base = summary["decord-baseline"]
         for p in paths:
-            res = measure(video, p, args.frames, args.reps)
-            if p == "decord-baseline":
-                base = res
+            res = summary[p]
             row: dict[str, Any] = {"minutes": m, "size": f"{h}x{w}", "video_fps": args.fps, "k": args.frames,
-                                   "path": p, **res}
+                                   "path": p, "processes": len(runs[p]), **res}
             if "seconds" in res and "seconds" in base:
                 row["time_x_baseline"] = round(res["seconds"] / max(base["seconds"], 1e-9), 3)
                 row["peak_rss_x_baseline"] = round(res["peak_rss_mb"] / max(base["peak_rss_mb"], 1e-9), 3)
-                row["work_rss_mb"] = round(res["peak_rss_mb"] - res["import_rss_mb"], 1)
+                row["work_rss_x_baseline"] = round(res["work_rss_mb"] / max(base["work_rss_mb"], 1e-9), 3)
             rows.append(row)
             print(_line(row), flush=True)
     csv = write_csv(rows, out / "decode_paths.csv")
@@ -177,7 +202,9 @@ def _line(r: dict[str, Any]) -> str:
         return f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} ERROR {r['error']}"
     return (f"{r['minutes']:>5g} min {r['size']:>9} {r['path']:<16} {r['frames']:>5} frames "
             f"{r['seconds']:8.2f} s ({r.get('time_x_baseline', 1.0):6.2f}x, first {r['first_call_s']:6.2f} s)  peak RSS {r['peak_rss_mb']:7.0f} MB "
-            f"({r.get('peak_rss_x_baseline', 1.0):5.2f}x, working {r.get('work_rss_mb', 0):6.1f} MB)")
+            f"({r.get('peak_rss_x_baseline', 1.0):5.2f}x, working {r.get('work_rss_mb', 0):6.1f} MB "
+            f"[{r.get('work_rss_min_mb', 0):.0f}-{r.get('work_rss_max_mb', 0):.0f}], "
+            f"{r.get('work_rss_x_baseline', 1.0):4.2f}x)")
 
 
 if __name__ == "__main__":

@@ -503,6 +503,19 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def as_numpy(nd: Any) -> np.ndarray:
+    """A decord ``NDArray`` as a numpy array over the same memory (DLPack, through torch).
+
+    ``NDArray.asnumpy()`` copies: a batch would exist twice until the decord one is freed.
+    Where DLPack is not available the copy is made."""
+    try:
+        from torch.utils.dlpack import from_dlpack
+
+        return from_dlpack(nd.to_dlpack()).numpy()  # type: ignore[no-any-return]
+    except (AttributeError, RuntimeError, TypeError, BufferError):
+        return nd.asnumpy()  # type: ignore[no-any-return]
+
+
 class _BatchDecoder:
     """``get_batch`` with decode-time resizing where decord accepts the size, else afterwards.
 
@@ -544,7 +557,7 @@ class _BatchDecoder:
         self.since_open = 0
 
     def _batch(self, part: np.ndarray) -> np.ndarray:
-        return self.vr.get_batch(part.tolist()).asnumpy()  # type: ignore[no-any-return]
+        return as_numpy(self.vr.get_batch(part.tolist()))
 
     def get(self, part: np.ndarray) -> np.ndarray:
         """uint8 ``[len(part), H, W, 3]`` for sorted frame indices ``part``."""

@@ -224,6 +224,8 @@ def decode_small(video: str | Path, frame_ids: np.ndarray, *, chunk: int = 512) 
     """
     import decord
 
+    from .decoding import as_numpy
+
     path = Path(video)
     if not path.exists():
         raise VideoNotFoundError(f"Video not found: {path}")
@@ -242,7 +244,7 @@ def decode_small(video: str | Path, frame_ids: np.ndarray, *, chunk: int = 512) 
         raise VideoDecodeError(f"{path} has {n} frames; asked for frame {int(ids.max())}.")
     out = np.empty((ids.size, 27, 48, 3), dtype=np.uint8)
     for a in range(0, ids.size, chunk):
-        batch = vr.get_batch(ids[a : a + chunk].tolist()).asnumpy()
+        batch = as_numpy(vr.get_batch(ids[a : a + chunk].tolist()))
         if pooled and batch.shape[1:3] == (54, 96):
             small = batch.reshape(-1, 27, 2, 48, 2, 3).mean(axis=(2, 4))
             out[a : a + chunk] = np.round(small).astype(np.uint8)
