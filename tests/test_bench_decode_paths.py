@@ -15,6 +15,8 @@ def test_decode_paths_tiny(tmp_path, capsys):
         assert not r.get("error"), r
         assert int(r["frames"]) >= 3 and float(r["seconds"]) > 0
         assert r["machine"] and r["versions"]
-    assert float(rows[0]["time_x_baseline"]) == 1.0 == float(rows[0]["work_rss_x_baseline"])
+    assert float(rows[0]["time_x_baseline"]) == 1.0
+    # the working-memory ratio exists where the baseline needed memory beyond its imports
+    assert rows[0]["work_rss_x_baseline"] in ("", "1.0")
     assert all(float(r["work_rss_min_mb"]) <= float(r["work_rss_mb"]) <= float(r["work_rss_max_mb"]) for r in rows)
     assert "x, working" in capsys.readouterr().out

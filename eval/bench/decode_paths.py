@@ -189,12 +189,18 @@ def main(argv: list[str] | None = None) -> int:
             if "seconds" in res and "seconds" in base:
                 row["time_x_baseline"] = round(res["seconds"] / max(base["seconds"], 1e-9), 3)
                 row["peak_rss_x_baseline"] = round(res["peak_rss_mb"] / max(base["peak_rss_mb"], 1e-9), 3)
-                row["work_rss_x_baseline"] = round(res["work_rss_mb"] / max(base["work_rss_mb"], 1e-9), 3)
+                # a tiny video's baseline may need no memory beyond the imports: no ratio then
+                row["work_rss_x_baseline"] = (round(res["work_rss_mb"] / base["work_rss_mb"], 3)
+                                              if base["work_rss_mb"] >= 1.0 else "")
             rows.append(row)
             print(_line(row), flush=True)
     csv = write_csv(rows, out / "decode_paths.csv")
     print(f"wrote {csv}")
     return 0
+
+
+def _ratio(v: Any) -> str:
+    return f"{v:4.2f}x" if isinstance(v, (int, float)) else "  - x"
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -204,7 +210,7 @@ def _line(r: dict[str, Any]) -> str:
             f"{r['seconds']:8.2f} s ({r.get('time_x_baseline', 1.0):6.2f}x, first {r['first_call_s']:6.2f} s)  peak RSS {r['peak_rss_mb']:7.0f} MB "
             f"({r.get('peak_rss_x_baseline', 1.0):5.2f}x, working {r.get('work_rss_mb', 0):6.1f} MB "
             f"[{r.get('work_rss_min_mb', 0):.0f}-{r.get('work_rss_max_mb', 0):.0f}], "
-            f"{r.get('work_rss_x_baseline', 1.0):4.2f}x)")
+            f"{_ratio(r.get('work_rss_x_baseline', 1.0))})")
 
 
 if __name__ == "__main__":
