@@ -18,16 +18,21 @@ from vidsieve.types import FrameFeatures, Frames
 
 @pytest.fixture
 def decoded_indices(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
-    """Records every frame index list handed to the decoder (candidates and chosen frames)."""
+    """Records every frame index list handed to a decoder (candidates and chosen frames)."""
+    import vidsieve.pipeline as pipeline_mod
+
     calls: list[list[int]] = []
-    real = decoding.iter_frames
 
-    def spy(path, indices, **kw):  # type: ignore[no-untyped-def]
-        calls.append(sorted(int(i) for i in indices))
-        return real(path, indices, **kw)
+    def spy(real):  # type: ignore[no-untyped-def]
+        def call(path, indices, **kw):  # type: ignore[no-untyped-def]
+            calls.append(sorted(int(i) for i in indices))
+            return real(path, indices, **kw)
+        return call
 
-    monkeypatch.setattr(decoding, "iter_frames", spy)
-    monkeypatch.setattr(features_mod, "iter_frames", spy)
+    real_iter = decoding.iter_frames
+    monkeypatch.setattr(decoding, "iter_frames", spy(real_iter))
+    monkeypatch.setattr(features_mod, "iter_frames", spy(real_iter))
+    monkeypatch.setattr(pipeline_mod, "decode_frames", spy(decoding.decode_frames))
     return calls
 
 

@@ -83,3 +83,24 @@ def test_regular_install_into_fresh_venv_imports_all_four(tmp_path):
                            capture_output=True, text=True, cwd=tmp_path)
     assert check.returncode == 0, check.stderr[-2000:]
     assert check.stdout.strip().startswith(str(REPO / "src" / "vidsieve")), check.stdout
+
+
+def test_git_commit_marks_a_dirty_checkout(tmp_path) -> None:
+    """Benchmark CSVs name the commit they ran from; uncommitted changes must show."""
+    import subprocess
+
+    from vidsieve.versions import git_commit
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    clean = git_commit(tmp_path)
+    assert clean != "unknown" and not clean.endswith("+dirty")
+    (tmp_path / "new.txt").write_text("untracked files do not count")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "f.txt").write_text("b")
+    assert git_commit(tmp_path) == clean + "+dirty"

@@ -258,6 +258,16 @@ def test_threaded_decoding_equals_sequential(tmp_path):
     assert [c.indices.tolist() for c in one] == [c.indices.tolist() for c in many]
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(one, many))
     assert all(np.array_equal(a.timestamps, b.timestamps) for a, b in zip(one, many))
+    whole = decode_frames(path, idx, size=(32, 32))
+    assert np.array_equal(whole.pixels, np.concatenate([c.pixels for c in one]))
+    for threads, chunk in [(2, 1), (3, 2), (4, 5)]:  # workers fill disjoint rows of one output
+        par = decode_frames(path, idx, size=(32, 32), chunk=chunk, threads=threads)
+        assert np.array_equal(par.pixels, whole.pixels) and np.array_equal(par.indices, whole.indices)
+    from vidsieve.decoding import each_frame
+
+    native = decode_frames(path, idx).pixels
+    got = [(i, px.copy()) for i, px in each_frame(path, idx[::-1])]  # sorted, one at a time
+    assert [i for i, _ in got] == idx and all(np.array_equal(px, native[j]) for j, (_, px) in enumerate(got))
     it = iter_frames(path, idx, chunk=2, threads=2)
     next(it)
     it.close()  # stopping early shuts the workers down

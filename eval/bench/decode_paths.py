@@ -24,11 +24,10 @@ peak memory as a ratio to the baseline measured in the same run (and the working
 minus the RSS after imports, and its ratio to the baseline's), and writes ``decode_paths.csv``
 (machine, versions, shapes) to ``--out``.
 
-Peak RSS moves from one process to the next by up to ~20 MB for the same work (glibc's
-malloc raises its mmap threshold as large blocks are freed, so when freed frame buffers go
-back to the system varies). Each path therefore runs in ``--processes`` fresh processes, the
-paths interleaved; the CSV has the median of each figure and the range of working memory
-(``work_rss_min_mb``/``work_rss_max_mb``).
+The same call's peak RSS can differ between processes (what decord's decoder holds while it
+seeks, when glibc hands freed blocks back): each path therefore runs in ``--processes``
+fresh processes, the paths interleaved; the CSV has the median of each figure and the range
+of working memory (``work_rss_min_mb``/``work_rss_max_mb``).
 
     python -m vidsieve.eval.bench.decode_paths --out runs/bench-decode-paths [--minutes 1,10,60]
 """

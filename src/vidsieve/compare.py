@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import SELECTED_CHUNK, decode_frames, iter_frames
+from .decoding import decode_frames, each_frame
 from .encoders.base import FrameEncoder
 from .errors import ParameterError, VidsieveError
 from .images import resize_rgb
@@ -150,10 +150,10 @@ def run_compare(
         tw = max(2, int(round(th * meta.width / max(meta.height, 1))) // 2 * 2)
         if meta.num_frames >= NATIVE_THUMBS_FROM_FRAMES and meta.width * meta.height <= NATIVE_THUMBS_UP_TO:
             # through the reader the frame stage already opened (a second, thumbnail-size
-            # reader would parse the stream index again: ~0.3 s per hour of video), a few
-            # frames at a time, each resized at once
-            for f in iter_frames(video, wanted, chunk=SELECTED_CHUNK):
-                thumbs.update((int(i), resize_rgb(p, (th, tw))) for i, p in zip(f.indices, f.pixels))
+            # reader would parse the stream index again: ~0.3 s per hour of video), one
+            # frame at a time, each resized at once
+            for i, px in each_frame(video, wanted):
+                thumbs[i] = resize_rgb(px, (th, tw))
         else:
             fr: Frames = decode_frames(video, wanted, size=(th, tw))
             thumbs = {int(i): p for i, p in zip(fr.indices, fr.pixels)}

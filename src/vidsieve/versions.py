@@ -19,11 +19,17 @@ def package_versions(names: tuple[str, ...] = ("vidsieve", "numpy", "torch", "de
 
 
 def git_commit(path: str | Path | None = None) -> str:
-    """The commit of the checkout vidsieve runs from, or "unknown"."""
+    """The commit of the checkout vidsieve runs from (``+dirty`` when tracked files differ
+    from it: a result then came from code no commit holds), or "unknown"."""
     here = Path(path) if path else Path(__file__).resolve().parent
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        return r.stdout.strip() or "unknown"
+        commit = r.stdout.strip()
+        if not commit:
+            return "unknown"
+        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, timeout=10)
+        return commit + ("+dirty" if d.returncode == 0 and d.stdout.strip() else "")
     except Exception:
         return "unknown"
 
