@@ -559,13 +559,17 @@ class _BatchDecoder:
     def _batch(self, part: np.ndarray) -> np.ndarray:
         return as_numpy(self.vr.get_batch(part.tolist()))
 
-    def get(self, part: np.ndarray) -> np.ndarray:
-        """uint8 ``[len(part), H, W, 3]`` for sorted frame indices ``part``."""
+    def _count(self, n: int) -> None:
+        """Reopen the reader when it is due (:data:`REOPEN_EVERY`), then count ``n`` frames."""
         if self.since_open >= REOPEN_EVERY:
             self.vr = None
             self.vr = open_reader(self.p, size=self.decode_size)
             self.since_open = 0
-        self.since_open += part.size
+        self.since_open += n
+
+    def get(self, part: np.ndarray) -> np.ndarray:
+        """uint8 ``[len(part), H, W, 3]`` for sorted frame indices ``part``."""
+        self._count(part.size)
         try:
             pixels = self._batch(part)
         except Exception as e:
@@ -593,11 +597,7 @@ class _BatchDecoder:
         """
         span = f"frames {idx[0]}..{idx[-1]}" if idx.size > 1 else f"frame {idx[0]}" if idx.size else ""
         for i in idx.tolist():
-            if self.since_open >= REOPEN_EVERY:
-                self.vr = None
-                self.vr = open_reader(self.p, size=self.decode_size)
-                self.since_open = 0
-            self.since_open += 1
+            self._count(1)
             while True:
                 try:
                     self.vr.seek_accurate(i)
@@ -618,6 +618,20 @@ class _BatchDecoder:
                 px = _resize(px[None], self.size)[0]
             yield px
             del px
+
+
+@contextlib.contextmanager
+def _shared_decoder(p: Path, size: tuple[int, int] | None) -> Iterator[_BatchDecoder]:
+    """A :class:`_BatchDecoder` over the last file's idle reader, handed back afterwards
+    unless decoding failed (a reader that failed is not handed to the next call)."""
+    dec = _BatchDecoder(p, size, shared=True)
+    try:
+        yield dec
+    except Exception:  # not GeneratorExit: a caller that stops early keeps a good reader
+        dec.vr = None
+        raise
+    finally:
+        dec.close()
 
 
 def default_decode_threads() -> int:
@@ -659,8 +673,7 @@ def iter_frames(
         raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
     n_threads = _check_threads(threads)
     p = _check_path(path)
-    dec = _BatchDecoder(p, size, shared=True)
-    try:
+    with _shared_decoder(p, size) as dec:
         times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
         idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
         parts = [idx[s : s + chunk] for s in range(0, idx.size, chunk)]
@@ -672,11 +685,6 @@ def iter_frames(
                 release_freed_memory()
             return
         yield from _iter_parallel(p, size, dec, parts, times, min(n_threads, len(parts)))
-    except Exception:
-        dec.vr = None  # a reader that failed is not handed to the next call
-        raise
-    finally:
-        dec.close()
 
 
 def each_frame(path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -687,15 +695,25 @@ def each_frame(path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray
     thumbnail). Memory is the decoder's buffers and one frame, whatever the count.
     """
     p = _check_path(path)
-    dec = _BatchDecoder(p, None, shared=True)
-    try:
+    with _shared_decoder(p, None) as dec:
         idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
         yield from zip(idx.tolist(), dec.frames(idx))
-    except Exception:
-        dec.vr = None  # a reader that failed is not handed to the next call
-        raise
+
+
+@contextlib.contextmanager
+def _borrowed(pool: Any, p: Path, size: tuple[int, int] | None) -> Iterator[_BatchDecoder]:
+    """A reader from ``pool`` (a ``queue.SimpleQueue``), or a new one when all are busy (so at
+    most one per worker thread), put back afterwards."""
+    import queue
+
+    try:
+        dec = pool.get_nowait()
+    except queue.Empty:
+        dec = _BatchDecoder(p, size)
+    try:
+        yield dec
     finally:
-        dec.close()
+        pool.put(dec)
 
 
 def _iter_parallel(
@@ -710,14 +728,8 @@ def _iter_parallel(
     pool.put(first)
 
     def work(part: np.ndarray) -> np.ndarray:
-        try:
-            dec = pool.get_nowait()
-        except queue.Empty:  # at most n_threads readers: one per busy worker
-            dec = _BatchDecoder(p, size)
-        try:
+        with _borrowed(pool, p, size) as dec:
             return np.ascontiguousarray(dec.get(part))
-        finally:
-            pool.put(dec)
 
     ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="vidsieve-decode")
     pending: list[Future[np.ndarray]] = []
@@ -737,8 +749,7 @@ def _iter_parallel(
         ex.shutdown(wait=True)
 
 
-#: frames per worker task of a threaded :func:`decode_frames` (and per ``get_batch`` call of
-#: the callers that decode a few frames at a time and keep only something derived from them)
+#: frames per worker task of a threaded :func:`decode_frames`
 SELECTED_CHUNK = 8
 
 #: arrays of decoded frames at least this large get their own memory mapping (:func:`frame_buffer`)
@@ -790,8 +801,7 @@ def decode_frames(
         raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
     n_threads = _check_threads(threads)
     p = _check_path(path)
-    dec = _BatchDecoder(p, size, shared=True)
-    try:
+    with _shared_decoder(p, size) as dec:
         times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
         idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
         if idx.size == 0:
@@ -808,11 +818,6 @@ def decode_frames(
         else:
             frames.close()
             _fill_parallel(p, size, dec, idx, out, parts, min(n_threads, len(parts)))
-    except Exception:
-        dec.vr = None  # a reader that failed is not handed to the next call
-        raise
-    finally:
-        dec.close()
     return Frames(pixels=out, indices=idx, timestamps=times[idx])
 
 
@@ -828,15 +833,9 @@ def _fill_parallel(
     pool.put(first)
 
     def work(rows: np.ndarray) -> None:
-        try:
-            dec = pool.get_nowait()
-        except queue.Empty:  # at most n_threads readers: one per busy worker
-            dec = _BatchDecoder(p, size)
-        try:
+        with _borrowed(pool, p, size) as dec:
             for r, px in zip(rows.tolist(), dec.frames(idx[rows])):
                 out[r] = px
-        finally:
-            pool.put(dec)
 
     with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="vidsieve-decode") as ex:
         tasks = [ex.submit(work, rows) for rows in parts]
