@@ -634,6 +634,17 @@ def _shared_decoder(p: Path, size: tuple[int, int] | None) -> Iterator[_BatchDec
         dec.close()
 
 
+def _request(dec: _BatchDecoder, p: Path, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(every frame's presentation time ``[N]``, the requested indices validated, sorted, unique)."""
+    times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
+    return times, np.unique(_validate_indices(indices, len(dec.vr), str(p)))
+
+
+def _check_chunk(chunk: Any) -> None:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
+
+
 def default_decode_threads() -> int:
     """Decoding threads to use: the CPUs this process may run on, at most 4 (never more)."""
     try:
@@ -669,13 +680,11 @@ def iter_frames(
     Yields :class:`Frames` with uint8 ``[<=chunk, H, W, 3]`` pixels and the frames'
     presentation times.
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
+    _check_chunk(chunk)
     n_threads = _check_threads(threads)
     p = _check_path(path)
     with _shared_decoder(p, size) as dec:
-        times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
-        idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
+        times, idx = _request(dec, p, indices)
         parts = [idx[s : s + chunk] for s in range(0, idx.size, chunk)]
         if n_threads == 1 or len(parts) < 2:
             for part in parts:
@@ -797,13 +806,11 @@ def decode_frames(
     decoding ``chunk`` frames each in parallel (None: :func:`default_decode_threads`; the
     output is identical to one reader's).
     """
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ParameterError(f"The 'chunk' parameter must be an int >= 1. Got {chunk!r} instead.")
+    _check_chunk(chunk)
     n_threads = _check_threads(threads)
     p = _check_path(path)
     with _shared_decoder(p, size) as dec:
-        times, _ = _TIMES.get(p, dec.vr if dec.decode_size is None else None)
-        idx = np.unique(_validate_indices(indices, len(dec.vr), str(p)))
+        times, idx = _request(dec, p, indices)
         if idx.size == 0:
             raise ParameterError("decode_frames needs at least one frame index.")
         frames = dec.frames(idx)
